@@ -12,16 +12,21 @@ code  pair                      strict  exact   partial  type
 4     no partner                MIS/SPU in every mode
 ====  ========================  ======  ======  =======  ======
 
-Overlap means at least one shared token, the last token included.  Unlike nervaluate,
-matching is one-to-one: when one prediction overlaps two gold spans (or the reverse) the
-best pair is kept (same bounds, then same type, then most shared tokens, then leftmost) and
-the other span is missed (or spurious), so ``possible`` is always the number of gold spans
-and ``actual`` the number of predicted spans.
+Overlap means at least one shared token, the last token included.  Matching is one-to-one
+and the same in all four modes: exact matches pair first, then the remaining overlapping
+spans are paired by an optimal assignment that maximises, in this order, the number of
+pairs, the pairs with the same bounds, the pairs of the same type, and the shared tokens.
+So ``possible`` is always the number of gold spans and ``actual`` the number of predicted
+spans, and the result does not depend on the order of the spans (nervaluate pairs each
+prediction, in order, with the first overlapping gold span, and pairs each mode separately).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from bioner.corpus.types import Span
 
@@ -53,21 +58,32 @@ def match_spans(gold: Sequence[Span], pred: Sequence[Span]) -> tuple[list[int], 
             gold_codes[i] = pred_codes[j] = EXACT
     if not open_pred:
         return gold_codes, pred_codes
-    candidates: list[tuple[int, int, int, int, int, int, int]] = []
-    for j in open_pred:
-        p = pred[j]
-        for i, g in enumerate(gold):
-            if gold_codes[i] != UNMATCHED or not (g.start < p.end and p.start < g.end):
+    open_gold = [i for i, code in enumerate(gold_codes) if code == UNMATCHED]
+    if not open_gold:
+        return gold_codes, pred_codes
+    # Lexicographic weights: one more pair beats any bounds/type/overlap gain, and so on.
+    k = min(len(open_gold), len(open_pred)) + 1
+    w_type = sum(g.end - g.start for g in gold) + 1
+    w_bounds = k * w_type
+    w_pair = k * w_bounds
+    weights = np.zeros((len(open_gold), len(open_pred)))
+    codes = np.full((len(open_gold), len(open_pred)), UNMATCHED)
+    for a, i in enumerate(open_gold):
+        g = gold[i]
+        for b, j in enumerate(open_pred):
+            p = pred[j]
+            if not (g.start < p.end and p.start < g.end):
                 continue
             same_bounds = g.start == p.start and g.end == p.end
             same_type = g.label == p.label
             shared = min(g.end, p.end) - max(g.start, p.start)
-            code = (SAME_BOUNDS_OTHER_TYPE if same_bounds
-                    else OVERLAP_SAME_TYPE if same_type else OVERLAP_OTHER_TYPE)
-            candidates.append((-same_bounds, -same_type, -shared, g.start, p.start, i, j * 8 + code))
-    candidates.sort()
-    for *_, i, packed in candidates:
-        j, code = divmod(packed, 8)
-        if gold_codes[i] == UNMATCHED and pred_codes[j] == UNMATCHED:
-            gold_codes[i] = pred_codes[j] = code
+            weights[a, b] = w_pair + w_bounds * same_bounds + w_type * same_type + shared
+            codes[a, b] = (SAME_BOUNDS_OTHER_TYPE if same_bounds
+                           else OVERLAP_SAME_TYPE if same_type else OVERLAP_OTHER_TYPE)
+    if not weights.any():
+        return gold_codes, pred_codes
+    rows, cols = linear_sum_assignment(weights, maximize=True)
+    for a, b in zip(rows, cols):
+        if weights[a, b] > 0:
+            gold_codes[open_gold[a]] = pred_codes[open_pred[b]] = int(codes[a, b])
     return gold_codes, pred_codes

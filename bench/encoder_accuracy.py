@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Encoder accuracy benchmark: train the default MiniLM on a full corpus, select on dev,
+report test strict F1 with a bootstrap interval, training time and epochs.
+
+    python bench/encoder_accuracy.py --dataset BC5CDR            # bar: F1 >= 0.84 in <= 45 min
+    python bench/encoder_accuracy.py --dataset NCBI-disease --bar 0
+
+Reads $BIONER_DATA_DIR (default ../shared/datasets beside the checkout).  Prints a Markdown
+table and exits 1 when a bar is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="BC5CDR")
+    ap.add_argument("--bar", type=float, default=0.84, help="minimum test strict F1 (0: no bar)")
+    ap.add_argument("--budget-minutes", type=float, default=45.0, help="training time budget")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("overrides", nargs="*", help="key=value run-config overrides")
+    args = ap.parse_args()
+    if "BIONER_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "datasets").is_dir():
+        os.environ["BIONER_DATA_DIR"] = str(REPO.parent / "shared" / "datasets")
+
+    from bioner.cli import quiet_libraries
+    from bioner.config import build_config
+    from bioner.recipes.train import train
+
+    quiet_libraries()
+    out = args.out or REPO / "runs" / f"bench-encoder-{args.dataset}"
+    overrides = [f"data.dataset={args.dataset}", f"train.max_train_seconds={args.budget_minutes * 60}",
+                 *args.overrides]
+    cfg = build_config("cpu", overrides=overrides)
+    started = time.perf_counter()
+    result = train(cfg, out, resume=args.resume)
+    wall = time.perf_counter() - started
+    report = result.test_report
+    if report is None:
+        print(f"{args.dataset} has no test split", file=sys.stderr)
+        return 1
+    strict = report.overall["strict"]
+    lo, hi = (report.ci or {}).get("strict_f1", (float("nan"), float("nan")))
+    rows = [
+        ("dataset", args.dataset, ""),
+        ("test strict F1", f"{strict.f1:.4f} [{lo:.4f}, {hi:.4f}]", f">= {args.bar}" if args.bar else "-"),
+        ("test strict P / R", f"{strict.precision:.4f} / {strict.recall:.4f}", ""),
+        ("test partial F1", f"{report.overall['partial'].f1:.4f}", ""),
+        ("strict F1 by length 1 / 2 / 3+", " / ".join(f"{report.by_length[b]['strict'].f1:.4f}" for b in ("1", "2", "3+")), ""),
+        ("best dev strict F1", f"{result.best_dev_f1:.4f}", ""),
+        ("epochs run (best)", f"{result.epochs_run} ({result.best_epoch})", ""),
+        ("training minutes (loop)", f"{result.train_seconds / 60:.1f}", f"<= {args.budget_minutes}"),
+        ("wall minutes (with dev evals, test)", f"{wall / 60:.1f}", ""),
+    ]
+    print("| figure | value | bar |\n|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    (out / "bench.json").write_text(json.dumps({
+        "dataset": args.dataset, "test_strict_f1": strict.f1, "ci": [lo, hi],
+        "best_dev_f1": result.best_dev_f1, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+        "train_seconds": result.train_seconds, "wall_seconds": wall, "overrides": args.overrides,
+    }, indent=1))
+    failed = (args.bar and strict.f1 < args.bar) or result.train_seconds > args.budget_minutes * 60
+    if failed:
+        print("BAR MISSED", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

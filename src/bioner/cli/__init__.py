@@ -1,0 +1,53 @@
+"""The ``bioner`` command line: thin commands over library functions, one file each.
+
+Main flow for a newcomer: ``train.py`` → :mod:`bioner.recipes.train`; ``evaluate.py`` →
+:mod:`bioner.evaluate`; ``predict.py`` → :mod:`bioner.models.tagger`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from bioner.cli import data, demo, evaluate, predict, train
+from bioner.errors import BionerError
+
+app = typer.Typer(
+    name="bioner",
+    help="Biomedical NER: train, evaluate and compare encoder and LLM taggers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data.app, name="data")
+app.command("evaluate")(evaluate.evaluate_command)
+app.command("train")(train.train_command)
+app.command("predict")(predict.predict_command)
+app.command("demo")(demo.demo_command)
+
+
+def quiet_libraries() -> None:
+    """Hugging Face's own progress bars and notices would drown bioner's output."""
+
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_libraries()
+    try:
+        app()
+    except BionerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,24 @@
+"""How the CLI prints: JSON for machines, Markdown for people."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+class Format(str, Enum):
+    json = "json"
+    md = "md"
+
+
+def emit(payload: Any, markdown: str, fmt: Format, output: Path | None = None) -> None:
+    text = json.dumps(payload, indent=2, ensure_ascii=False) if fmt is Format.json else markdown
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n", encoding="utf-8")
+    else:
+        typer.echo(text)

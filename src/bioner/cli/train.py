@@ -1,0 +1,52 @@
+"""``bioner train``: fine-tune a tagger and leave a traceable run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bioner.config import build_config
+
+
+def train_command(
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. train.lr=3e-4")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset name ($BIONER_DATA_DIR/NAME), folder, or 'sample'.")] = None,
+    train: Annotated[Path | None, typer.Option(help="Train CoNLL file (instead of --dataset).")] = None,
+    dev: Annotated[Path | None, typer.Option(help="Dev CoNLL file.")] = None,
+    test: Annotated[Path | None, typer.Option(help="Test CoNLL file.")] = None,
+    model: Annotated[str | None, typer.Option(help="'minilm' (embedded default), a model folder or a hub name.")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML run config.")] = None,
+    preset: Annotated[str, typer.Option(help="cpu (default) or paper (the reference study's recipe).")] = "cpu",
+    out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/latest"),
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
+    limit_train: Annotated[int | None, typer.Option(help="Use the first N training sentences.")] = None,
+    limit_eval: Annotated[int | None, typer.Option(help="Use the first N dev/test sentences.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    crf: Annotated[bool | None, typer.Option("--crf/--no-crf", help="Linear-chain CRF head with valid-BIO Viterbi.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+) -> None:
+    """Train a tagger, keep the best epoch by dev strict F1, and score it on test."""
+    from bioner.recipes.train import train as run_training
+
+    flags: dict[str, Any] = {"data": {}, "model": {}, "train": {}}
+    for section, key, value in (
+        ("data", "dataset", dataset), ("data", "train", train and str(train)),
+        ("data", "dev", dev and str(dev)), ("data", "test", test and str(test)),
+        ("data", "limit_train", limit_train), ("data", "limit_eval", limit_eval),
+        ("model", "name", model), ("model", "crf", crf),
+        ("train", "epochs", epochs), ("train", "seed", seed), ("train", "threads", threads),
+    ):
+        if value is not None:
+            flags[section][key] = value
+    cfg = build_config(preset, config, flags, overrides)
+    result = run_training(cfg, out, resume=resume)
+    typer.echo(f"run folder: {result.run_dir}")
+    typer.echo(f"best epoch {result.best_epoch} of {result.epochs_run}, dev strict F1 {result.best_dev_f1:.4f}, "
+               f"training {result.train_seconds:.0f} s")
+    if result.test_report is not None:
+        typer.echo("")
+        typer.echo("test:")
+        typer.echo(result.test_report.to_markdown())

