@@ -7,6 +7,7 @@ Main flow for a newcomer: ``train.py`` → :mod:`bioner.recipes.train`; ``evalua
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import typer
@@ -29,15 +30,10 @@ app.command("demo")(demo.demo_command)
 
 
 def quiet_libraries() -> None:
-    """Hugging Face's own progress bars and notices would drown bioner's output."""
-
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
+    """Hugging Face's own progress bars and notices would drown bioner's output; environment
+    variables do it without importing transformers for commands that never load a model."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def main() -> None:

@@ -49,9 +49,17 @@ def resolve_model_name(name: str | None) -> str:
     return name
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
+                   "tokenizer.model", "spiece.model", "sentencepiece.bpe.model")
+
+
 def load_tokenizer(name: str, trust_remote_code: bool = False) -> object:
     from transformers import AutoTokenizer
 
+    folder = Path(name)
+    if folder.is_dir() and not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        raise ModelError(f"{folder} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, …); "
+                         "save the tokenizer beside the model (tokenizer.save_pretrained(folder))")
     try:
         tok = AutoTokenizer.from_pretrained(name, use_fast=True, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:

@@ -188,7 +188,7 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
 
     state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_f1": -1.0,
                              "best_epoch": -1, "bad_epochs": 0, "history": [], "train_seconds": 0.0,
-                             "labels": labels, "loss_sum": 0.0, "loss_n": 0}
+                             "labels": labels, "loss_sum": 0.0, "loss_n": 0, "losses": []}
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, model, optimizer, scheduler)
         if state["labels"] != labels:
@@ -218,6 +218,7 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
             state["global_step"] += 1
             state["loss_sum"] += loss.item()
             state["loss_n"] += 1
+            state["losses"].append(round(loss.item(), 5))
             bar.update(1)
             bar.set_postfix(loss=f"{state['loss_sum'] / state['loss_n']:.4f}")
             if state["global_step"] % t.checkpoint_every_steps == 0 and state["step_in_epoch"] < len(batches):
@@ -226,8 +227,13 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
                 save_checkpoint(run_dir, model, optimizer, scheduler, state)
         bar.close()
         state["train_seconds"] += time.perf_counter() - started
-        record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": state["loss_sum"] / max(1, state["loss_n"]),
-                                  "steps": state["global_step"], "train_seconds": round(state["train_seconds"], 2)}
+        quarter = max(1, len(state["losses"]) // 4)
+        record: dict[str, Any] = {
+            "epoch": epoch + 1, "train_loss": state["loss_sum"] / max(1, state["loss_n"]),
+            "train_loss_first_quarter": sum(state["losses"][:quarter]) / quarter,
+            "train_loss_last_quarter": sum(state["losses"][-quarter:]) / quarter,
+            "steps": state["global_step"], "train_seconds": round(state["train_seconds"], 2),
+        }
         if "dev" in evals:
             dev = evaluate_model(model, tokenizer, config, evals["dev"])
             record["dev"] = {m: dev.overall[m].f1 for m in dev.overall}
@@ -245,7 +251,7 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
         per_epoch = state["train_seconds"] / (epoch + 1)
         if t.max_train_seconds is not None and state["train_seconds"] + per_epoch > t.max_train_seconds:
             stopped = state["stopped"] = True  # another epoch would overrun the time budget
-        state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, loss_n=0)
+        state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, loss_n=0, losses=[])
         save_checkpoint(run_dir, model, optimizer, scheduler, state)
         (run_dir / "metrics.jsonl").write_text(
             "".join(json.dumps(r) + "\n" for r in state["history"]), encoding="utf-8")

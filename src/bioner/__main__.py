@@ -1,0 +1,3 @@
+from bioner.cli import main
+
+main()

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from bioner.encoding.subwords import IGNORE, SubwordEncoder, _windows, stitch
+from bioner.models.encoder import build_encoder, load_tokenizer
+from bioner.models.tagger import EncoderTagger
+from tests.helpers import tiny_bert_folder
+
+LABELS = ["O", "B-Chemical", "I-Chemical"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_bert_folder(tmp_path_factory.mktemp("tiny"))
+
+
+def long_sentence(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    vocab = ["aspirin", "hepatotoxicity", "the", "of", "5-fluorouracil", "(", ")", "mg/kg",
+             "dichloromethane", "p<0.05", "ångström", "naïve", "\u200b", "x"]
+    words = [rng.choice(vocab) for _ in range(n)]
+    tags = ["B-Chemical" if rng.random() < 0.2 else "O" for _ in range(n)]
+    for i in range(1, n):
+        if tags[i - 1] != "O" and rng.random() < 0.5:
+            tags[i] = "I-Chemical"
+    return words, tags
+
+
+def test_window_cutting_keeps_words_whole_and_overlaps() -> None:
+    starts = list(range(0, 100, 2))  # 50 words of two sub-words
+    cuts = _windows(starts, 100, size=20, stride=6)
+    assert cuts[0][0] == 0 and cuts[-1][1] == 100
+    for (a, b), (c, d) in zip(cuts, cuts[1:]):
+        assert b - a <= 20 and a % 2 == 0 and b % 2 == 0
+        assert c < b and b - c >= 4  # overlap, at word starts
+    assert _windows(starts, 100, size=200, stride=6) == [(0, 100)]
+
+
+def test_three_thousand_word_sentence_every_word_owned_once(tiny: Path) -> None:
+    words, tags = long_sentence(3000)
+    tok = load_tokenizer(str(tiny))
+    enc = SubwordEncoder(tok, {t: i for i, t in enumerate(LABELS)}, "first", max_subwords=64, stride=16)
+    windows = enc.encode(0, words, tags)
+    assert len(windows) > 50 and enc.stats.split_sentences == 1
+    assert enc.stats.empty_words == words.count("\u200b") > 0  # zero-width space: counted, kept
+    owned = sorted(w for win in windows for w in win.owned)
+    assert owned == list(range(3000))
+    assert all(len(win) <= 64 for win in windows)
+    # labels sit on first sub-words of owned words only, and say the right thing
+    for win in windows:
+        seen: set[int] = set()
+        for word, label in zip(win.word_ids, win.labels):
+            if word >= 0 and word not in seen and word in win.owned:
+                assert LABELS[label] == tags[word]
+            elif label != IGNORE:
+                raise AssertionError("label on a non-first or non-owned sub-word")
+            seen.add(word)
+    # stitching an oracle back gives each word exactly its own label
+    preds = [[(LABELS.index(tags[w]) if w >= 0 else 0) for w in win.word_ids] for win in windows]
+    assert [LABELS[i] for i in stitch(3000, windows, preds, "first")] == tags
+    assert [LABELS[i] for i in stitch(3000, windows, preds, "all")] == tags
+
+
+def test_all_strategy_labels_every_subword_and_votes(tiny: Path) -> None:
+    tok = load_tokenizer(str(tiny))
+    enc = SubwordEncoder(tok, {t: i for i, t in enumerate(LABELS)}, "all", max_subwords=64)
+    (win,) = enc.encode(0, ["dichloromethane", "x"], ["B-Chemical", "O"])
+    pieces = [k for k, w in enumerate(win.word_ids) if w == 0]
+    assert len(pieces) > 1 and all(win.labels[k] == 1 for k in pieces)
+    votes = [0] * len(win)
+    for k in pieces[1:]:
+        votes[k] = 2  # majority says I-Chemical, the first sub-word says O
+    assert stitch(2, [win], [votes], "all")[0] == 2
+    assert stitch(2, [win], [votes], "first")[0] == 0
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_tagger_predicts_one_tag_per_word_for_a_long_sentence(tiny: Path, crf: bool) -> None:
+    torch.manual_seed(0)
+    model = build_encoder(str(tiny), LABELS, crf=crf)
+    tagger = EncoderTagger(model, load_tokenizer(str(tiny)), "first", max_subwords=64, stride=16)
+    words, _ = long_sentence(3000, seed=1)
+    short = ["aspirin", "works"]
+    out = tagger.predict([words, [], short])
+    assert [len(t) for t in out] == [3000, 0, 2]
+    assert all(t in LABELS for t in out[0])
+    if crf:  # Viterbi under IOB2 constraints never emits an I- that continues nothing
+        for prev, cur in zip(["O"] + out[0], out[0]):
+            assert not (cur.startswith("I-") and prev == "O")
+    # the same words alone or in a batch get the same tags (batching is invisible)
+    assert tagger.predict([short]) == [out[2]]
