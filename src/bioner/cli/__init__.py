@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from bioner.cli import data, demo, evaluate, predict, train
+from bioner.cli import bench, data, demo, evaluate, export, predict, train
 from bioner.errors import BionerError
 
 app = typer.Typer(
@@ -27,6 +27,8 @@ app.command("evaluate")(evaluate.evaluate_command)
 app.command("train")(train.train_command)
 app.command("predict")(predict.predict_command)
 app.command("demo")(demo.demo_command)
+app.command("bench")(bench.bench_command)
+app.command("export")(export.export_command)
 
 
 def quiet_libraries() -> None:

@@ -10,8 +10,9 @@ import torch
 from bioner.encoding.subwords import IGNORE, Window
 
 
-def collate(windows: Sequence[Window], pad_id: int, with_words: bool = False) -> dict[str, torch.Tensor]:
-    width = max(len(w) for w in windows)
+def collate(windows: Sequence[Window], pad_id: int, with_words: bool = False,
+            pad_to: int | None = None) -> dict[str, torch.Tensor]:
+    width = max(max(len(w) for w in windows), pad_to or 0)
     n = len(windows)
     input_ids = torch.full((n, width), pad_id, dtype=torch.long)
     attention = torch.zeros((n, width), dtype=torch.long)
@@ -58,12 +59,15 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int | 
     return batches
 
 
-def token_budget_batches(lengths: Sequence[int], max_tokens: int) -> Iterator[list[int]]:
-    """Inference batches sorted by length whose padded size stays under ``max_tokens``."""
+def token_budget_batches(lengths: Sequence[int], max_tokens: int,
+                         max_items: int | None = None) -> Iterator[list[int]]:
+    """Inference batches sorted by length whose padded size stays under ``max_tokens`` (and
+    which hold at most ``max_items`` windows, if given)."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batch: list[int] = []
     for i in order:
-        if batch and lengths[batch[0]] * (len(batch) + 1) > max_tokens:
+        full = max_items is not None and len(batch) >= max_items
+        if batch and (full or lengths[batch[0]] * (len(batch) + 1) > max_tokens):
             yield batch
             batch = []
         batch.append(i)

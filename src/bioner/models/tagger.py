@@ -32,8 +32,8 @@ class Tagger(ABC):
     kind = "base"
 
     @staticmethod
-    def load(path: str | Path, threads: int | None = None) -> "Tagger":
-        return load_tagger(path, threads)
+    def load(path: str | Path, threads: int | None = None, backend: str = "auto") -> "Tagger":
+        return load_tagger(path, threads, backend)
 
     @abstractmethod
     def predict(self, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
@@ -60,29 +60,51 @@ def model_folder(path: Path) -> Path:
                      "Give the run folder written by `bioner train`.")
 
 
-def load_tagger(path: str | Path, threads: int | None = None) -> Tagger:
+BACKENDS = ("auto", "torch", "onnx", "onnx-fp32")
+
+
+def load_tagger(path: str | Path, threads: int | None = None, backend: str = "auto") -> Tagger:
+    """Load a trained tagger.  ``backend``: ``torch``; ``onnx`` (the int8 export if there is
+    one, else fp32); ``onnx-fp32``; ``auto`` (an ONNX export when the folder has one, else torch)."""
+    if backend not in BACKENDS:
+        raise ModelError(f"unknown backend '{backend}' (one of {', '.join(BACKENDS)})")
     folder = model_folder(Path(path))
     meta = json.loads((folder / TAGGER_FILE).read_text(encoding="utf-8"))
     if threads:
         torch.set_num_threads(threads)
-    if meta.get("kind") == "encoder":
-        model, tokenizer = load_encoder(folder, meta.get("trust_remote_code", False))
-        return EncoderTagger(model, tokenizer, meta["subword_strategy"], meta["max_subwords"], meta["stride"])
-    raise ModelError(f"{folder}: unknown tagger kind {meta.get('kind')!r}")
+    if meta.get("kind") != "encoder":
+        raise ModelError(f"{folder}: unknown tagger kind {meta.get('kind')!r}")
+    model, tokenizer = load_encoder(folder, meta.get("trust_remote_code", False))
+    runner = None
+    if backend != "torch":
+        from bioner.models.onnx_backend import OnnxRunner, find_onnx
+
+        onnx_path = find_onnx(folder, prefer_int8=backend != "onnx-fp32")
+        if onnx_path is None and backend != "auto":
+            raise ModelError(f"{folder} has no ONNX export; run `bioner export --model {path} --onnx`")
+        if onnx_path is not None:
+            runner = OnnxRunner(onnx_path, threads)
+    return EncoderTagger(model, tokenizer, meta["subword_strategy"], meta["max_subwords"], meta["stride"],
+                         runner=runner)
 
 
 class EncoderTagger(Tagger):
     kind = "encoder"
 
     def __init__(self, model: TokenTagger, tokenizer: object, strategy: str, max_subwords: int,
-                 stride: int, max_tokens_per_batch: int = 8192) -> None:
+                 stride: int, max_tokens_per_batch: int = 8192, runner: Any = None,
+                 batch_size: int | None = None, pad_to: int | None = None) -> None:
         self.model = model.eval()
+        self.runner = runner  # an OnnxRunner, or None for torch
+        self.backend = "torch" if runner is None else f"onnx:{runner.path.name}"
         self.tokenizer = tokenizer
         self.labels = model.labels
         self.strategy = strategy
         self.max_subwords = max_subwords
         self.stride = stride
         self.max_tokens = max_tokens_per_batch
+        self.batch_size = batch_size
+        self.pad_to = pad_to  # pad every batch to this many sub-words (the reference study's loop)
         self.last_stats: dict[str, Any] = {}
 
     def encoder(self) -> SubwordEncoder:
@@ -95,9 +117,9 @@ class EncoderTagger(Tagger):
         out: list[list[int]] = [[] for _ in windows]
         pad = self.tokenizer.pad_token_id  # type: ignore[attr-defined]
         with_words = self.model.crf is not None
-        for idx in token_budget_batches([len(w) for w in windows], self.max_tokens):
-            batch = collate([windows[i] for i in idx], pad, with_words=with_words)
-            logits = self.model.emissions(batch["input_ids"], batch["attention_mask"])
+        for idx in token_budget_batches([len(w) for w in windows], self.max_tokens, self.batch_size):
+            batch = collate([windows[i] for i in idx], pad, with_words=with_words, pad_to=self.pad_to)
+            logits = (self.runner or self.model.emissions)(batch["input_ids"], batch["attention_mask"])
             if self.model.crf is not None:
                 paths = self.model.crf.decode(word_emissions(logits, batch["word_pos"]), batch["word_mask"])
                 for i, path in zip(idx, paths):
@@ -136,4 +158,4 @@ class EncoderTagger(Tagger):
         return results
 
     def report_extra(self) -> dict[str, Any]:
-        return {"kind": self.kind, "encoding": self.last_stats}
+        return {"kind": self.kind, "backend": self.backend, "encoding": self.last_stats}

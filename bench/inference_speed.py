@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Inference speed benchmark on BC5CDR test with a MiniLM trained on BC5CDR.
+
+Bars (2 CPU cores):
+  * bioner's torch path >= 10x the reference-style loop (batch 1, padded to 512), same predictions;
+  * ONNX int8 >= 2x bioner's torch fp32 path, token agreement >= 99.5%, strict F1 within 0.5 points;
+  * peak RSS for tagging the whole test set <= 1.5 GB.
+
+    python bench/inference_speed.py [--model runs/bench-encoder-BC5CDR] [--reference-limit 300]
+
+The model comes from `python bench/encoder_accuracy.py --dataset BC5CDR` (or any BC5CDR run
+folder).  Prints a table and exits 1 when a bar is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", type=Path, default=REPO / "runs" / "bench-encoder-BC5CDR")
+    ap.add_argument("--reference-limit", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    args = ap.parse_args()
+    if "BIONER_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "datasets").is_dir():
+        os.environ["BIONER_DATA_DIR"] = str(REPO.parent / "shared" / "datasets")
+    if not (args.model / "model").is_dir():
+        print(f"no trained model at {args.model}: run bench/encoder_accuracy.py first", file=sys.stderr)
+        return 1
+    from bioner.bench.cost import agreement, measure
+    from bioner.cli import quiet_libraries
+    from bioner.corpus.conll import load_conll
+    from bioner.corpus.datasets import resolve_dataset
+    from bioner.evaluate import evaluate
+    from bioner.models.onnx_backend import ONNX_INT8_FILE, export_onnx
+    from bioner.models.tagger import EncoderTagger, load_tagger
+
+    quiet_libraries()
+    test_path = resolve_dataset("BC5CDR").path("test")
+    gold = load_conll(test_path)
+    tokens = [s.tokens for s in gold]
+
+    # 1. peak RSS of a separate process tagging the whole test set with the torch path
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "bioner", "predict", "--model", str(args.model), "--input",
+                        str(test_path), "--output", str(Path(tmp) / "pred.conll"), "--threads",
+                        str(args.threads)], check=True, capture_output=True)
+    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+    # 2. torch fp32, bioner's path, on the whole test set
+    torch_tagger = load_tagger(args.model, args.threads, backend="torch")
+    assert isinstance(torch_tagger, EncoderTagger)
+    torch_cost = measure(torch_tagger, tokens, repeats=2, latency_samples=200)
+    torch_tags = torch_tagger.predict(tokens)
+
+    # 3. the reference loop on the first N sentences, against ours on the same sentences
+    sample = tokens[: args.reference_limit]
+    ref = EncoderTagger(torch_tagger.model, torch_tagger.tokenizer, torch_tagger.strategy,
+                        torch_tagger.max_subwords, torch_tagger.stride, batch_size=1, pad_to=512)
+    ref_cost = measure(ref, sample, repeats=1, latency_samples=0, warmup=4)
+    ours_sample = measure(torch_tagger, sample, repeats=3, latency_samples=0)
+    ref_agree = agreement(ref.predict(sample), torch_tagger.predict(sample))
+
+    # 4. ONNX int8
+    folder = args.model / "model"
+    if not (folder / ONNX_INT8_FILE).is_file():
+        export_onnx(torch_tagger.model.backbone, folder, int8=True)
+    onnx_tagger = load_tagger(args.model, args.threads, backend="onnx")
+    assert isinstance(onnx_tagger, EncoderTagger)
+    onnx_cost = measure(onnx_tagger, tokens, repeats=2, latency_samples=200)
+    onnx_tags = onnx_tagger.predict(tokens)
+    agree = agreement(torch_tags, onnx_tags)
+    f1_torch = evaluate(gold, [type(s)(s.id, s.tokens, t) for s, t in zip(gold, torch_tags)]).overall["strict"].f1
+    f1_onnx = evaluate(gold, [type(s)(s.id, s.tokens, t) for s, t in zip(gold, onnx_tags)]).overall["strict"].f1
+
+    speedup_ref = ours_sample.sentences_per_s / ref_cost.sentences_per_s
+    speedup_onnx = onnx_cost.sentences_per_s / torch_cost.sentences_per_s
+    rows = [
+        ("bioner torch: sentences/s (BC5CDR test)", f"{torch_cost.sentences_per_s:.1f}", ""),
+        ("bioner torch: words/s, sub-words/s", f"{torch_cost.words_per_s:.0f}, {torch_cost.subwords_per_s:.0f}", ""),
+        ("bioner torch: latency p50 / p95 (batch 1)", f"{torch_cost.latency_p50_ms:.1f} / {torch_cost.latency_p95_ms:.1f} ms", ""),
+        ("bioner torch: efficiency (achieved / stated peak)", f"{(torch_cost.efficiency or 0):.3f}", torch_cost.peak_flops_basis),
+        (f"reference loop: sentences/s (first {len(sample)})", f"{ref_cost.sentences_per_s:.2f}", ""),
+        ("bioner torch / reference loop", f"{speedup_ref:.1f}x", ">= 10x"),
+        ("tag agreement, reference loop vs bioner", f"{ref_agree:.5f}", "same predictions (>= 0.999)"),
+        ("ONNX int8: sentences/s", f"{onnx_cost.sentences_per_s:.1f}", ""),
+        ("ONNX int8 / torch fp32", f"{speedup_onnx:.2f}x", ">= 2x"),
+        ("token agreement ONNX int8 vs torch", f"{agree:.5f}", ">= 0.995"),
+        ("strict F1 torch / ONNX int8", f"{f1_torch:.4f} / {f1_onnx:.4f}", "|diff| <= 0.005"),
+        ("peak RSS tagging the test set (torch, own process)", f"{rss_mb:.0f} MB", "<= 1536 MB"),
+    ]
+    print("| figure | value | bar |\n|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    missed = []
+    if speedup_ref < 10:
+        missed.append("reference speed-up")
+    if ref_agree < 0.999:
+        missed.append("reference agreement")
+    if speedup_onnx < 2:
+        missed.append("ONNX int8 speed-up")
+    if agree < 0.995 or abs(f1_torch - f1_onnx) > 0.005:
+        missed.append("ONNX int8 accuracy")
+    if rss_mb > 1536:
+        missed.append("peak RSS")
+    if missed:
+        print("BARS MISSED: " + ", ".join(missed), file=sys.stderr)
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

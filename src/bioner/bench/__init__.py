@@ -1,0 +1,1 @@
+"""Inference cost measurement: throughput, latency, memory and hardware efficiency."""

@@ -1,0 +1,56 @@
+"""``bioner bench``: what tagging costs — sentences/s, latency, memory, efficiency."""
+
+from __future__ import annotations
+
+from itertools import islice
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bioner.cli.output import Format, emit
+from bioner.corpus.conll import read_conll
+from bioner.corpus.datasets import resolve_dataset
+
+
+def bench_command(
+    model: Annotated[Path, typer.Option(help="Run folder from `bioner train`.")],
+    dataset: Annotated[str, typer.Option(help="Dataset name or folder whose sentences are tagged.")],
+    split: Annotated[str, typer.Option(help="Split to tag.")] = "test",
+    limit: Annotated[int | None, typer.Option(help="Only the first N sentences.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Max windows per batch (default: by tokens).")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Max padded sub-words per batch.")] = 8192,
+    backend: Annotated[str, typer.Option(help="torch, onnx, onnx-fp32 or auto.")] = "torch",
+    threads: Annotated[int | None, typer.Option(help="CPU threads.")] = None,
+    repeats: Annotated[int, typer.Option(help="Timed repeats (median reported).")] = 3,
+    reference_loop: Annotated[bool, typer.Option(help="Also time the reference study's loop (batch 1, padded to 512).")] = False,
+    reference_limit: Annotated[int, typer.Option(help="Sentences for the reference loop.")] = 300,
+    fmt: Annotated[Format, typer.Option("--format", help="json or md.")] = Format.md,
+) -> None:
+    """Time prediction only (never metrics), after a warm-up, over several repeats."""
+    from bioner.bench.cost import agreement, measure
+    from bioner.models.tagger import EncoderTagger, load_tagger
+
+    tagger = load_tagger(model, threads, backend)
+    assert isinstance(tagger, EncoderTagger)
+    tagger.max_tokens, tagger.batch_size = max_tokens, batch_size
+    tokens = [s.tokens for s in islice(read_conll(resolve_dataset(dataset).path(split)), limit)]
+    report = measure(tagger, tokens, repeats=repeats)
+    rows = [(k, v) for k, v in report.to_dict().items() if k != "extra"]
+    if reference_loop:
+        sample = tokens[:reference_limit]
+        ref = EncoderTagger(tagger.model, tagger.tokenizer, tagger.strategy, tagger.max_subwords,
+                            tagger.stride, runner=tagger.runner, batch_size=1, pad_to=512)
+        ref_cost = measure(ref, sample, repeats=1, latency_samples=0, warmup=4)
+        ours = measure(tagger, sample, repeats=repeats, latency_samples=0)
+        report.extra = {
+            "reference_sentences": len(sample),
+            "reference_sentences_per_s": ref_cost.sentences_per_s,
+            "bioner_sentences_per_s_same_sentences": ours.sentences_per_s,
+            "speedup_vs_reference": ours.sentences_per_s / ref_cost.sentences_per_s,
+            "tag_agreement_with_reference": agreement(ref.predict(sample), tagger.predict(sample)),
+        }
+        rows += list(report.extra.items())
+    md = "| figure | value |\n|---|---|\n" + "\n".join(
+        f"| {k} | {v:,.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in rows)
+    emit(report.to_dict(), md, fmt)

@@ -1,0 +1,76 @@
+"""Inference paths give the same tags: batched vs one by one, padded to 512, ONNX."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from bioner.bench.cost import agreement, measure
+from bioner.models.tagger import EncoderTagger, Tagger
+from tests.helpers import tiny_run_folder
+from tests.integration.test_cli_data_evaluate import bioner
+
+LABELS = ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
+
+
+def sentences(n: int, seed: int = 0) -> list[list[str]]:
+    rng = random.Random(seed)
+    words = ["aspirin", "induced", "renal", "failure", "in", "rats", "(", "p", "<", "0.05", ")", "."]
+    return [[rng.choice(words) for _ in range(rng.randint(1, 90))] for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_run_folder(tmp_path_factory.mktemp("run"), LABELS)
+
+
+def test_batched_one_by_one_and_reference_padding_agree(run: Path) -> None:
+    tagger = Tagger.load(run, backend="torch")
+    assert isinstance(tagger, EncoderTagger)
+    sents = sentences(40)
+    batched = tagger.predict(sents)
+    assert [len(t) for t in batched] == [len(s) for s in sents]
+    single = [tagger.predict([s])[0] for s in sents]
+    ref = EncoderTagger(tagger.model, tagger.tokenizer, tagger.strategy, tagger.max_subwords,
+                        tagger.stride, batch_size=1, pad_to=512)
+    assert agreement(batched, single) == 1.0
+    assert agreement(batched, ref.predict(sents)) == 1.0
+
+
+def test_onnx_export_fp32_and_int8(run: Path) -> None:
+    bioner("export", "--model", str(run), "--onnx", "--int8")
+    assert (run / "model" / "model.onnx").is_file() and (run / "model" / "model.int8.onnx").is_file()
+    sents = sentences(30, seed=1)
+    torch_tags = Tagger.load(run, backend="torch").predict(sents)
+    fp32 = Tagger.load(run, backend="onnx-fp32")
+    assert fp32.report_extra()["backend"] == "onnx:model.onnx"
+    assert fp32.predict(sents) == torch_tags
+    int8 = Tagger.load(run)  # auto picks the int8 export up
+    assert int8.report_extra()["backend"] == "onnx:model.int8.onnx"
+    assert agreement(torch_tags, int8.predict(sents)) > 0.9
+
+
+def test_measure_reports_every_figure(run: Path) -> None:
+    tagger = Tagger.load(run, backend="torch")
+    assert isinstance(tagger, EncoderTagger)
+    cost = measure(tagger, sentences(50), repeats=2, latency_samples=10)
+    assert cost.n_sentences == 50 and cost.n_words == sum(len(s) for s in sentences(50))
+    assert cost.sentences_per_s > 0 and cost.latency_p95_ms >= cost.latency_p50_ms > 0
+    assert cost.params_total == cost.params_trainable > 0
+    assert cost.peak_rss_mb > 0 and cost.achieved_flops_per_s > 0
+
+
+def test_bench_cli_json(run: Path, tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "test.txt").write_text("aspirin\tB-Chemical\ninduced\tO\nfailure\tB-Disease\n\n" * 30,
+                                   encoding="utf-8")
+    out = json.loads(bioner("bench", "--model", str(run), "--dataset", str(data), "--repeats", "1",
+                            "--reference-loop", "--reference-limit", "5", "--backend", "torch",
+                            "--format", "json").stdout)
+    assert out["n_sentences"] == 30 and out["backend"] == "torch"
+    assert out["extra"]["tag_agreement_with_reference"] == 1.0
+    assert out["extra"]["speedup_vs_reference"] > 1
