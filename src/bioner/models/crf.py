@@ -45,6 +45,7 @@ class CRF(nn.Module):
     def neg_log_likelihood(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean NLL over the batch; ``mask`` marks real positions (a prefix of each row)."""
         start, trans = self._scores()
+        emissions = emissions.float()
         b, t, _ = emissions.shape
         tags = tags.clamp(min=0)
         maskf = mask.float()
@@ -67,6 +68,7 @@ class CRF(nn.Module):
     @torch.no_grad()
     def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
         start, trans = self._scores()
+        emissions = emissions.float()
         b, t, n = emissions.shape
         score = start + emissions[:, 0]
         history = []

@@ -63,7 +63,14 @@ def model_folder(path: Path) -> Path:
 BACKENDS = ("auto", "torch", "onnx", "onnx-fp32")
 
 
-def load_tagger(path: str | Path, threads: int | None = None, backend: str = "auto") -> Tagger:
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_tagger(path: str | Path, threads: int | None = None, backend: str = "auto",
+                device: str = "auto") -> Tagger:
     """Load a trained tagger.  ``backend``: ``torch``; ``onnx`` (the int8 export if there is
     one, else fp32); ``onnx-fp32``; ``auto`` (an ONNX export when the folder has one, else torch)."""
     if backend not in BACKENDS:
@@ -84,6 +91,8 @@ def load_tagger(path: str | Path, threads: int | None = None, backend: str = "au
             raise ModelError(f"{folder} has no ONNX export; run `bioner export --model {path} --onnx`")
         if onnx_path is not None:
             runner = OnnxRunner(onnx_path, threads)
+    if runner is None:
+        model = model.to(pick_device(device))
     return EncoderTagger(model, tokenizer, meta["subword_strategy"], meta["max_subwords"], meta["stride"],
                          runner=runner)
 
@@ -95,6 +104,7 @@ class EncoderTagger(Tagger):
                  stride: int, max_tokens_per_batch: int = 8192, runner: Any = None,
                  batch_size: int | None = None, pad_to: int | None = None) -> None:
         self.model = model.eval()
+        self.device = next(model.parameters()).device
         self.runner = runner  # an OnnxRunner, or None for torch
         self.backend = "torch" if runner is None else f"onnx:{runner.path.name}"
         self.tokenizer = tokenizer
@@ -119,7 +129,14 @@ class EncoderTagger(Tagger):
         with_words = self.model.crf is not None
         for idx in token_budget_batches([len(w) for w in windows], self.max_tokens, self.batch_size):
             batch = collate([windows[i] for i in idx], pad, with_words=with_words, pad_to=self.pad_to)
-            logits = (self.runner or self.model.emissions)(batch["input_ids"], batch["attention_mask"])
+            if self.runner is not None:
+                logits = self.runner(batch["input_ids"], batch["attention_mask"])
+            else:
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                # bf16 autocast on GPUs that support it; fp32 on CPU (bf16 there is slower on most CPUs)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"
+                                    and torch.cuda.is_bf16_supported()):
+                    logits = self.model.emissions(batch["input_ids"], batch["attention_mask"]).float()
             if self.model.crf is not None:
                 paths = self.model.crf.decode(word_emissions(logits, batch["word_pos"]), batch["word_mask"])
                 for i, path in zip(idx, paths):

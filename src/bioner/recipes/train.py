@@ -34,7 +34,7 @@ from bioner.evaluate import Report, evaluate
 from bioner.models.encoder import (
     TokenTagger, build_encoder, load_tokenizer, resolve_model_name, save_encoder,
 )
-from bioner.models.tagger import TAGGER_FILE, EncoderTagger
+from bioner.models.tagger import TAGGER_FILE, EncoderTagger, pick_device
 from bioner.recipes.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint, write_folder_atomically
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,9 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
     name = resolve_model_name(config.model.name)
     tokenizer = load_tokenizer(name, config.model.trust_remote_code)
     model = build_encoder(name, labels, config.model.crf, config.model.trust_remote_code)
+    device = pick_device()
+    model.to(device)
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     encoder = SubwordEncoder(tokenizer, label2id, config.model.subword_strategy,
                              config.model.max_subwords, config.model.stride)
     windows: list[Window] = []
@@ -208,7 +211,9 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
         started = time.perf_counter()
         for idx in batches[state["step_in_epoch"]:]:
             model.train()
-            loss = model.loss(collate([windows[i] for i in idx], pad, with_words))
+            batch = {k: v.to(device) for k, v in collate([windows[i] for i in idx], pad, with_words).items()}
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+                loss = model.loss(batch)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
             optimizer.step()
