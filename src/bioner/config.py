@@ -32,14 +32,30 @@ class DataConfig(_Section):
     limit_eval: int | None = Field(None, ge=1)
 
 
+class LoraConfig(_Section):
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | None = None  # default: q/k/v/o/gate/up/down projections
+    lm_head: bool = False  # also adapt lm_head (llm-gen; the reference study does)
+
+
 class ModelConfig(_Section):
-    kind: Literal["encoder"] = "encoder"
+    kind: Literal["encoder", "llm-cls", "llm-gen"] = "encoder"
     name: str = "minilm"
     crf: bool = False
     subword_strategy: Literal["first", "all"] = "first"
     max_subwords: int = Field(256, ge=16)
     stride: int = Field(64, ge=0)
     trust_remote_code: bool = False
+    # LLM kinds
+    lora: LoraConfig = LoraConfig()
+    use_lora: bool = True
+    quantize: Literal["4bit"] | None = None
+    bidirectional: bool = False  # llm-cls: drop the causal mask
+    constrained: bool = True  # llm-gen: force tokens, choose only tags
+    loss_on_prompt: bool = False  # llm-gen: the reference study's loss over the whole text
+    generation_batch_size: int = Field(8, ge=1)
 
 
 class TrainConfig(_Section):
@@ -72,7 +88,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {},
     # The reference study's recipe (for BERT-large-size encoders on a GPU).
     "paper": {
-        "model": {"subword_strategy": "all", "max_subwords": 512, "stride": 128},
+        "model": {"subword_strategy": "all", "max_subwords": 512, "stride": 128,
+                  "lora": {"r": 128, "alpha": 256, "dropout": 0.05, "lm_head": True}},
         "train": {"lr": 2e-5, "batch_size": 8, "epochs": 20, "warmup_ratio": 0.1,
                   "weight_decay": 0.0, "patience": 3, "seed": 42},
     },

@@ -30,6 +30,7 @@ def evaluate_command(
     resamples: Annotated[int, typer.Option(help="Resamples of the paired test.")] = 10_000,
     strict_bio: Annotated[bool, typer.Option(help="Fail on invalid IOB2 instead of repairing I- to B-.")] = False,
     output: Annotated[Path | None, typer.Option(help="Write the report here instead of stdout.")] = None,
+    free_generation: Annotated[bool, typer.Option(help="llm-gen models: generate freely, then align (not constrained).")] = False,
 ) -> None:
     """Score predictions: strict/exact/partial/type, per type, per entity length, with intervals."""
     if model is not None:
@@ -39,6 +40,10 @@ def evaluate_command(
             raise BionerError("--model needs --dataset NAME|FOLDER (and optionally --split)")
         gold_sents = list(islice(read_conll(resolve_dataset(dataset).path(split)), limit))
         tagger = load_tagger(model)
+        if free_generation:
+            if not hasattr(tagger, "constrained"):
+                raise BionerError("--free-generation applies to llm-gen models only")
+            tagger.constrained = False  # type: ignore[attr-defined]
         pred_sents = tagger.predict_sentences(gold_sents)
         report = evaluate(gold_sents, pred_sents, bootstrap=bootstrap, seed=seed, strict_bio=strict_bio)
         report.extra.update(tagger.report_extra())

@@ -17,6 +17,7 @@ def train_command(
     dev: Annotated[Path | None, typer.Option(help="Dev CoNLL file.")] = None,
     test: Annotated[Path | None, typer.Option(help="Test CoNLL file.")] = None,
     model: Annotated[str | None, typer.Option(help="'minilm' (embedded default), a model folder or a hub name.")] = None,
+    kind: Annotated[str | None, typer.Option(help="encoder (default), llm-cls (decoder + classification head) or llm-gen (writes token:TAG).")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML run config.")] = None,
     preset: Annotated[str, typer.Option(help="cpu (default) or paper (the reference study's recipe).")] = "cpu",
     out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/latest"),
@@ -36,7 +37,7 @@ def train_command(
         ("data", "dataset", dataset), ("data", "train", train and str(train)),
         ("data", "dev", dev and str(dev)), ("data", "test", test and str(test)),
         ("data", "limit_train", limit_train), ("data", "limit_eval", limit_eval),
-        ("model", "name", model), ("model", "crf", crf),
+        ("model", "name", model), ("model", "kind", kind), ("model", "crf", crf),
         ("train", "epochs", epochs), ("train", "seed", seed), ("train", "threads", threads),
     ):
         if value is not None:

@@ -119,10 +119,11 @@ def build_encoder(name: str, labels: list[str], crf: bool = False,
     return TokenTagger(backbone, labels, crf)
 
 
-def save_encoder(model: TokenTagger, tokenizer: object, folder: Path) -> None:
-    """Write weights (safetensors), tokenizer, labels; the caller makes it atomic."""
+def save_encoder(model: TokenTagger, tokenizer: object, folder: Path, weights: bool = True) -> None:
+    """Write weights (safetensors), tokenizer, CRF, labels; the caller makes it atomic."""
     folder.mkdir(parents=True, exist_ok=True)
-    model.backbone.save_pretrained(folder, safe_serialization=True)  # type: ignore[attr-defined]
+    if weights:
+        model.backbone.save_pretrained(folder, safe_serialization=True)  # type: ignore[attr-defined]
     tokenizer.save_pretrained(folder)  # type: ignore[attr-defined]
     if model.crf is not None:
         save_file({k: v.detach().contiguous() for k, v in model.crf.state_dict().items()}, folder / CRF_FILE)

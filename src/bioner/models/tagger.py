@@ -79,9 +79,22 @@ def load_tagger(path: str | Path, threads: int | None = None, backend: str = "au
     meta = json.loads((folder / TAGGER_FILE).read_text(encoding="utf-8"))
     if threads:
         torch.set_num_threads(threads)
-    if meta.get("kind") != "encoder":
-        raise ModelError(f"{folder}: unknown tagger kind {meta.get('kind')!r}")
+    kind = meta.get("kind")
+    if kind == "llm-gen":
+        from bioner.models.generative import load_generative
+
+        gen = load_generative(folder, meta)
+        gen.model.to(pick_device(device))
+        return gen
+    if kind not in ("encoder", "llm-cls"):
+        raise ModelError(f"{folder}: unknown tagger kind {kind!r}")
     model, tokenizer = load_encoder(folder, meta.get("trust_remote_code", False))
+    if kind == "llm-cls":
+        from bioner.models.llm import make_bidirectional, prepare_llm_tokenizer
+
+        prepare_llm_tokenizer(tokenizer)
+        if meta.get("bidirectional"):
+            make_bidirectional(model.backbone)
     runner = None
     if backend != "torch":
         from bioner.models.onnx_backend import OnnxRunner, find_onnx
@@ -93,8 +106,10 @@ def load_tagger(path: str | Path, threads: int | None = None, backend: str = "au
             runner = OnnxRunner(onnx_path, threads)
     if runner is None:
         model = model.to(pick_device(device))
-    return EncoderTagger(model, tokenizer, meta["subword_strategy"], meta["max_subwords"], meta["stride"],
-                         runner=runner)
+    tagger = EncoderTagger(model, tokenizer, meta["subword_strategy"], meta["max_subwords"], meta["stride"],
+                           runner=runner)
+    tagger.kind = kind
+    return tagger
 
 
 class EncoderTagger(Tagger):

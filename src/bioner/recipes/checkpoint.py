@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 CHECKPOINT = "checkpoint"
@@ -47,7 +47,7 @@ def find_checkpoint(run_dir: Path) -> Path | None:
 def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler, state: dict[str, Any]) -> None:
     def write(tmp: Path) -> None:
-        save_model(model, str(tmp / "model.safetensors"))
+        save_file(trainable_state(model), str(tmp / "model.safetensors"))
         opt = optimizer.state_dict()
         tensors: dict[str, torch.Tensor] = {}
         for idx, slots in opt["state"].items():
@@ -61,6 +61,18 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     write_folder_atomically(run_dir / CHECKPOINT, write)
 
 
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Only what training changes (LoRA adapters, heads; everything for a full fine-tune), each
+    storage once: frozen base weights of a 7B model need no copy in every checkpoint."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for name, param in model.named_parameters():
+        if param.requires_grad and param.data_ptr() not in seen:
+            seen.add(param.data_ptr())
+            out[name] = param.detach().contiguous()
+    return out
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.tolist()
@@ -70,7 +82,11 @@ def _jsonable(value: Any) -> Any:
 def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler) -> dict[str, Any]:
     meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-    load_model(model, str(folder / "model.safetensors"))
+    weights = load_file(str(folder / "model.safetensors"))
+    missing = set(trainable_state(model)) - set(weights)
+    if missing:
+        raise RuntimeError(f"{folder} lacks weights for {sorted(missing)[:3]}; it belongs to another model")
+    model.load_state_dict(weights, strict=False)
     tensors = load_file(str(folder / "optimizer.safetensors"))
     torch.set_rng_state(tensors.pop("__rng__"))
     state: dict[int, dict[str, torch.Tensor]] = {}

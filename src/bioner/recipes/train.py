@@ -1,4 +1,4 @@
-"""The encoder training recipe, one plain loop: setup → train (dev-selected) → test.
+"""The training recipe for every tagger kind, one plain loop: setup → train (dev-selected) → test.
 
 A run folder ends up holding ``model/`` (best dev strict F1, safetensors, tokenizer,
 ``labels.json``), ``config.yaml`` (resolved config + data hashes + package versions),
@@ -27,15 +27,12 @@ from bioner.corpus.bio import OUTSIDE, labels_of
 from bioner.corpus.conll import read_conll
 from bioner.corpus.datasets import file_sha256, resolve_dataset
 from bioner.corpus.types import Sentence
-from bioner.encoding.batches import collate, length_grouped_batches
-from bioner.encoding.subwords import SubwordEncoder, Window
+from bioner.encoding.batches import length_grouped_batches
 from bioner.errors import ConfigError, DatasetNotFoundError, ModelError
 from bioner.evaluate import Report, evaluate
-from bioner.models.encoder import (
-    TokenTagger, build_encoder, load_tokenizer, resolve_model_name, save_encoder,
-)
-from bioner.models.tagger import TAGGER_FILE, EncoderTagger, pick_device
+from bioner.models.tagger import pick_device
 from bioner.recipes.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint, write_folder_atomically
+from bioner.recipes.tasks import GenerativeTask, TokenTask, make_task
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +88,13 @@ def label_list(train: list[Sentence], others: dict[str, list[Sentence]]) -> list
     return [OUTSIDE] + [f"{p}-{t}" for t in sorted(types) for p in ("B", "I")]
 
 
-def make_optimizer(model: TokenTagger, config: RunConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Optimizer:
     t = config.train
     decay, no_decay, head = [], [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        if name.startswith("crf.") or ".classifier." in name or name.startswith("backbone.classifier"):
+        if name.startswith("crf.") or ".classifier." in name or ".score." in name:
             head.append(param)
         elif param.ndim < 2:
             no_decay.append(param)
@@ -120,25 +117,11 @@ def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def save_best(run_dir: Path, model: TokenTagger, tokenizer: object, config: RunConfig) -> None:
-    meta = {"kind": "encoder", "subword_strategy": config.model.subword_strategy,
-            "max_subwords": config.model.max_subwords, "stride": config.model.stride,
-            "trust_remote_code": config.model.trust_remote_code, "base_model": config.model.name}
-
-    def write(tmp: Path) -> None:
-        save_encoder(model, tokenizer, tmp)
-        (tmp / TAGGER_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
-
-    write_folder_atomically(run_dir / "model", write)
-
-
-def evaluate_model(model: TokenTagger, tokenizer: object, config: RunConfig,
-                   sentences: list[Sentence], bootstrap: int = 0) -> Report:
-    tagger = EncoderTagger(model, tokenizer, config.model.subword_strategy,
-                           config.model.max_subwords, config.model.stride)
-    model.eval()
-    report = evaluate(sentences, tagger.predict_sentences(sentences), bootstrap=bootstrap,
-                      seed=config.train.seed)
+def evaluate_task(task: TokenTask | GenerativeTask, sentences: list[Sentence], bootstrap: int = 0,
+                  seed: int = 42) -> Report:
+    task.module.eval()
+    tagger = task.tagger()
+    report = evaluate(sentences, tagger.predict_sentences(sentences), bootstrap=bootstrap, seed=seed)
     report.extra.update(tagger.report_extra())
     return report
 
@@ -164,7 +147,6 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
     train_s = load_split(paths["train"], config.data.limit_train)
     evals = {s: load_split(paths[s], config.data.limit_eval) for s in ("dev", "test") if s in paths}
     labels = label_list(train_s, evals)
-    label2id = {label: i for i, label in enumerate(labels)}
     save_config(config, run_dir / "config.yaml", {
         "data_files": {s: {"path": str(p), "sha256": file_sha256(p)} for s, p in paths.items()},
         "labels": labels, "n_train_sentences": len(train_s),
@@ -172,17 +154,11 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
     })
 
     torch.manual_seed(t.seed)
-    name = resolve_model_name(config.model.name)
-    tokenizer = load_tokenizer(name, config.model.trust_remote_code)
-    model = build_encoder(name, labels, config.model.crf, config.model.trust_remote_code)
+    task = make_task(config, labels)
+    model = task.module
     device = pick_device()
-    model.to(device)
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    encoder = SubwordEncoder(tokenizer, label2id, config.model.subword_strategy,
-                             config.model.max_subwords, config.model.stride)
-    windows: list[Window] = []
-    for k, s in enumerate(train_s):
-        windows += encoder.encode(k, s.tokens, s.tags)
+    windows = task.examples(train_s)
     lengths = [len(w) for w in windows]
     steps_per_epoch = math.ceil(len(windows) / t.batch_size)
     total_steps = steps_per_epoch * t.epochs
@@ -199,8 +175,6 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
         log.info("resuming at epoch %d step %d", state["epoch"], state["step_in_epoch"])
 
     show = sys.stderr.isatty() if progress is None else progress
-    pad = tokenizer.pad_token_id  # type: ignore[attr-defined]
-    with_words = config.model.crf
     stopped = state.get("stopped", False)
     while state["epoch"] < t.epochs and not stopped:
         epoch = state["epoch"]
@@ -211,9 +185,9 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
         started = time.perf_counter()
         for idx in batches[state["step_in_epoch"]:]:
             model.train()
-            batch = {k: v.to(device) for k, v in collate([windows[i] for i in idx], pad, with_words).items()}
+            batch = {k: v.to(device) for k, v in task.collate([windows[i] for i in idx]).items()}
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-                loss = model.loss(batch)
+                loss = task.loss(batch)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
             optimizer.step()
@@ -240,14 +214,14 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
             "steps": state["global_step"], "train_seconds": round(state["train_seconds"], 2),
         }
         if "dev" in evals:
-            dev = evaluate_model(model, tokenizer, config, evals["dev"])
+            dev = evaluate_task(task, evals["dev"])
             record["dev"] = {m: dev.overall[m].f1 for m in dev.overall}
             f1 = dev.overall["strict"].f1
         else:
             f1 = -record["train_loss"]  # no dev split: keep the last epoch
         if f1 > state["best_f1"]:
             state.update(best_f1=f1, best_epoch=epoch + 1, bad_epochs=0)
-            save_best(run_dir, model, tokenizer, config)
+            write_folder_atomically(run_dir / "model", task.save)
         else:
             state["bad_epochs"] += 1
         state["history"].append(record)

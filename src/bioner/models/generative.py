@@ -1,0 +1,168 @@
+"""The generative tagger: a causal LM that writes ``token:TAG`` per input token.
+
+With ``constrained=True`` (the default) decoding is forced to reproduce each input token and
+may only pick a tag of the label set, so alignment is exact by construction; without it the
+model writes freely and :func:`parse_response` aligns and counts every discrepancy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bioner.encoding.prompts import GenerationCounts, parse_response, prompt_text
+from bioner.models.tagger import Tagger
+
+
+def piece_ids(tokenizer: Any, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+class _Plan:
+    """The only token sequences constrained decoding may produce for one sentence."""
+
+    def __init__(self, words: list[list[int]], trie: dict[int | None, Any], eos: int) -> None:
+        self.words, self.trie, self.eos = words, trie, eos
+        self.seen = 0  # generated ids consumed so far
+        self.word = 0
+        self.offset = 0  # inside the forced ids of the current word
+        self.node: dict[int | None, Any] | None = None  # inside the tag trie, or None
+
+    def allowed(self, generated: list[int]) -> list[int]:
+        for tok in generated[self.seen:]:
+            self.seen += 1
+            if self.word >= len(self.words):
+                continue
+            if self.node is None:
+                self.offset += 1
+                if self.offset == len(self.words[self.word]):
+                    self.node = self.trie
+            else:
+                self.node = self.node.get(tok, {})
+                if None in self.node:  # a whole tag was written
+                    self.word, self.offset, self.node = self.word + 1, 0, None
+        if self.word >= len(self.words):
+            return [self.eos]
+        if self.node is None:
+            return [self.words[self.word][self.offset]]
+        return [k for k in self.node if k is not None] or [self.eos]
+
+
+class GenerativeTagger(Tagger):
+    kind = "llm-gen"
+
+    def __init__(self, model: Any, tokenizer: Any, labels: list[str], constrained: bool = True,
+                 batch_size: int = 8) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.labels = labels
+        self.types = sorted({label[2:] for label in labels if label != "O"})
+        self.constrained = constrained
+        self.batch_size = batch_size
+        self.tag_ids = {label: piece_ids(tokenizer, f"{label}\n") for label in labels}
+        self.trie: dict[int | None, Any] = {}
+        for ids in self.tag_ids.values():
+            node = self.trie
+            for i in ids:
+                node = node.setdefault(i, {})
+            node[None] = {}
+        self.counts = GenerationCounts()
+        self.generated_tokens = 0
+        self.input_tokens = 0
+        self.sentences = 0
+        self.seconds = 0.0
+
+    def _max_new(self, words: list[list[int]]) -> int:
+        longest_tag = max(len(v) for v in self.tag_ids.values())
+        need = sum(len(w) + longest_tag for w in words) + 1
+        return need if self.constrained else int(need * 1.5) + 8
+
+    @torch.inference_mode()
+    def _generate(self, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
+        tok = self.tokenizer
+        eos = tok.eos_token_id
+        device = next(self.model.parameters()).device
+        prompts = [prompt_text(t, self.types) for t in token_lists]
+        words = [[piece_ids(tok, f"{w}:") for w in t] for t in token_lists]
+        side = tok.padding_side
+        tok.padding_side = "left"
+        enc = tok(prompts, return_tensors="pt", padding=True)
+        tok.padding_side = side
+        width = enc["input_ids"].shape[1]
+        plans = [_Plan(w, self.trie, eos) for w in words]
+
+        def allowed(batch_id: int, ids: torch.Tensor) -> list[int]:
+            return plans[batch_id].allowed(ids[width:].tolist())
+
+        out = self.model.generate(
+            input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device),
+            max_new_tokens=max(self._max_new(w) for w in words), do_sample=False, num_beams=1,
+            pad_token_id=tok.pad_token_id, eos_token_id=eos,
+            prefix_allowed_tokens_fn=allowed if self.constrained else None,
+        )
+        results = []
+        for k, tokens in enumerate(token_lists):
+            gen = out[k, width:].tolist()
+            n_gen = gen.index(eos) + 1 if eos in gen else len(gen)
+            self.generated_tokens += n_gen
+            self.input_tokens += len(tokens)
+            if self.constrained:
+                results.append(self._read_constrained(gen[:n_gen], words[k]))
+            else:
+                text = tok.decode(gen[:n_gen], skip_special_tokens=True)
+                tags, counts = parse_response(text, tokens, set(self.labels))
+                self.counts.add(counts)
+                results.append(tags)
+        return results
+
+    def _read_constrained(self, gen: list[int], words: list[list[int]]) -> list[str]:
+        by_ids = {tuple(v): k for k, v in self.tag_ids.items()}
+        tags, pos = [], 0
+        for w in words:
+            pos += len(w)
+            for n in range(1, len(gen) - pos + 1):
+                label = by_ids.get(tuple(gen[pos:pos + n]))
+                if label is not None:
+                    tags.append(label)
+                    pos += n
+                    break
+            else:  # ran out of new tokens: cannot happen with the derived budget
+                raise RuntimeError("constrained generation ended early; this is a bioner bug")
+        return tags
+
+    def predict(self, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
+        import time
+
+        started = time.perf_counter()
+        results: list[list[str]] = [[] for _ in token_lists]
+        order = sorted((i for i, t in enumerate(token_lists) if t), key=lambda i: -len(token_lists[i]))
+        for k in range(0, len(order), self.batch_size):
+            idx = order[k:k + self.batch_size]
+            for i, tags in zip(idx, self._generate([token_lists[i] for i in idx])):
+                results[i] = tags
+        self.sentences += len(token_lists)
+        self.seconds += time.perf_counter() - started
+        return results
+
+    def report_extra(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "constrained": self.constrained,
+            "generation": self.counts.to_dict(),
+            "generated_tokens_per_input_token": self.generated_tokens / max(1, self.input_tokens),
+            "sentences_per_s": self.sentences / self.seconds if self.seconds else None,
+        }
+
+
+def load_generative(folder: Path, meta: dict[str, Any]) -> GenerativeTagger:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from bioner.models.llm import prepare_llm_tokenizer
+
+    labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+    model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=meta.get("trust_remote_code", False))
+    tok = prepare_llm_tokenizer(AutoTokenizer.from_pretrained(folder))
+    return GenerativeTagger(model, tok, labels, meta.get("constrained", True), meta.get("generation_batch_size", 8))

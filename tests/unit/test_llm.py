@@ -1,0 +1,90 @@
+"""LLM taggers on tiny random decoders: bidirectional attention, constrained and free generation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from bioner.config import build_config
+from bioner.corpus.bio import tags_to_spans
+from bioner.corpus.conll import load_conll
+from bioner.corpus.datasets import sample_dir
+from bioner.encoding.prompts import parse_response
+from bioner.models.generative import GenerativeTagger
+from bioner.models.llm import build_llm_cls, build_llm_gen, prepare_llm_tokenizer
+from bioner.models.encoder import load_tokenizer
+from tests.helpers import corpus_texts, tiny_decoder_folder
+
+LABELS = ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
+
+
+@pytest.fixture(scope="module")
+def sample() -> list:  # type: ignore[type-arg]
+    return load_conll(sample_dir() / "train.txt")
+
+
+@pytest.fixture(scope="module", params=["llama", "mistral", "qwen2"])
+def decoder(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sample: list) -> Path:  # type: ignore[type-arg]
+    return tiny_decoder_folder(tmp_path_factory.mktemp(request.param), request.param, corpus_texts(sample))
+
+
+def test_parse_response_counts_every_discrepancy() -> None:
+    tokens = ["Aspirin", "causes", "renal", "failure", "."]
+    text = "Aspirin:B-Chemical\ncauses:O\nextra:O\nrenal:B-Disease\nfailur:I-Disease\ngarbage line\n.:B-Nope\n"
+    tags, counts = parse_response(text, tokens, set(LABELS))
+    assert tags == ["B-Chemical", "O", "B-Disease", "I-Disease", "O"]
+    assert counts.inserted_lines == 1 and counts.replaced_tokens == 1
+    assert counts.malformed_lines == 1 and counts.invalid_tags == 1 and counts.mismatched_tokens == 0
+    tags, counts = parse_response("Aspirin:B-Chemical\n", tokens, set(LABELS))
+    assert tags == ["B-Chemical", "O", "O", "O", "O"] and counts.mismatched_tokens == 4
+
+
+def test_bidirectional_sees_the_right_context(decoder: Path) -> None:
+    ids = torch.tensor([[5, 17, 23, 42, 8, 9]])
+    changed = ids.clone()
+    changed[0, 4] = 77  # token j = 4
+
+    def logits(bidirectional: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = build_config("cpu", overrides=["model.kind=llm-cls", f"model.bidirectional={str(bidirectional).lower()}"])
+        torch.manual_seed(0)
+        model = build_llm_cls(str(decoder), LABELS, cfg.model).eval()
+        mask = torch.ones_like(ids)
+        with torch.no_grad():
+            return model(input_ids=ids, attention_mask=mask).logits, model(input_ids=changed, attention_mask=mask).logits
+
+    a, b = logits(False)
+    assert torch.allclose(a[0, :4], b[0, :4], atol=1e-6)  # causal: tokens before j cannot see it
+    a, b = logits(True)
+    assert not torch.allclose(a[0, :4], b[0, :4], atol=1e-4)  # bidirectional: they do
+
+
+def gen_tagger(decoder: Path, constrained: bool) -> GenerativeTagger:
+    cfg = build_config("cpu", overrides=["model.kind=llm-gen"])
+    torch.manual_seed(0)
+    model = build_llm_gen(str(decoder), cfg.model)
+    tok = prepare_llm_tokenizer(load_tokenizer(str(decoder)))
+    return GenerativeTagger(model, tok, LABELS, constrained=constrained, batch_size=4)
+
+
+def test_constrained_generation_gives_one_valid_tag_per_token_untrained(decoder: Path, sample: list) -> None:  # type: ignore[type-arg]
+    tagger = gen_tagger(decoder, constrained=True)
+    tokens = [s.tokens for s in sample[:6]] + [["x"], []]
+    out = tagger.predict(tokens)
+    assert [len(t) for t in out] == [len(t) for t in tokens]
+    assert all(tag in LABELS for tags in out for tag in tags)
+    extra = tagger.report_extra()
+    assert extra["generation"]["mismatched_tokens"] == 0
+    assert extra["generated_tokens_per_input_token"] > 1
+
+
+def test_free_generation_untrained_is_parsed_and_counted(decoder: Path, sample: list) -> None:  # type: ignore[type-arg]
+    tagger = gen_tagger(decoder, constrained=False)
+    tokens = [s.tokens for s in sample[:4]]
+    out = tagger.predict(tokens)
+    assert [len(t) for t in out] == [len(t) for t in tokens]
+    counts = tagger.report_extra()["generation"]
+    assert counts["mismatched_tokens"] > 0  # a random model writes nonsense, and it is counted
+    assert counts["sentences_with_problems"] == 4
+    assert all(tags_to_spans(t) is not None for t in out)
