@@ -88,3 +88,13 @@ def test_free_generation_untrained_is_parsed_and_counted(decoder: Path, sample: 
     assert counts["mismatched_tokens"] > 0  # a random model writes nonsense, and it is counted
     assert counts["sentences_with_problems"] == 4
     assert all(tags_to_spans(t) is not None for t in out)
+
+
+def test_qlora_on_cpu_is_a_clear_error(decoder: Path) -> None:
+    from bioner.errors import ModelError
+
+    cfg = build_config("cpu", overrides=["model.kind=llm-gen", "model.quantize=4bit"])
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(ModelError, match="needs a CUDA GPU"):
+        build_llm_gen(str(decoder), cfg.model)

@@ -26,6 +26,7 @@ def train_command(
     limit_eval: Annotated[int | None, typer.Option(help="Use the first N dev/test sentences.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     crf: Annotated[bool | None, typer.Option("--crf/--no-crf", help="Linear-chain CRF head with valid-BIO Viterbi.")] = None,
+    constrained: Annotated[bool | None, typer.Option("--constrained/--no-constrained", help="llm-gen: constrained decoding when scoring (default on).")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
 ) -> None:
@@ -37,7 +38,7 @@ def train_command(
         ("data", "dataset", dataset), ("data", "train", train and str(train)),
         ("data", "dev", dev and str(dev)), ("data", "test", test and str(test)),
         ("data", "limit_train", limit_train), ("data", "limit_eval", limit_eval),
-        ("model", "name", model), ("model", "kind", kind), ("model", "crf", crf),
+        ("model", "name", model), ("model", "kind", kind), ("model", "crf", crf), ("model", "constrained", constrained),
         ("train", "epochs", epochs), ("train", "seed", seed), ("train", "threads", threads),
     ):
         if value is not None:
