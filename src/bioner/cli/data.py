@@ -7,12 +7,14 @@ from typing import Annotated
 
 import typer
 
+from bioner.cli.convert import convert_command
 from bioner.cli.output import Format, emit
 from bioner.corpus.datasets import DatasetFiles, resolve_dataset
 from bioner.corpus.stats import file_stats, stats_markdown
 from bioner.corpus.validate import validate_conll
 
-app = typer.Typer(help="Corpus statistics and validation.", no_args_is_help=True)
+app = typer.Typer(help="Corpus statistics, validation and conversion.", no_args_is_help=True)
+app.command("convert")(convert_command)
 
 
 def _files(target: str) -> DatasetFiles:

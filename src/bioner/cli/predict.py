@@ -1,7 +1,9 @@
-"""``bioner predict``: tag a CoNLL file (gold column ignored) with a trained model."""
+"""``bioner predict``: tag CoNLL tokens, raw text or documents with a trained model."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -10,30 +12,52 @@ import typer
 from bioner.corpus.conll import load_conll, write_conll
 from bioner.errors import BionerError
 
+CONLL_SUFFIXES = (".conll", ".tsv", ".iob", ".bio")
+
 
 def predict_command(
     model: Annotated[Path, typer.Option(help="Run folder from `bioner train`.")],
-    input: Annotated[Path | None, typer.Option(help="CoNLL file: tokens in the first column, tags (if any) ignored.")] = None,
-    output: Annotated[Path | None, typer.Option(help="Where to write token<TAB>tag lines (default: stdout).")] = None,
-    text: Annotated[str | None, typer.Option(help="A whitespace-tokenized sentence to tag.")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    input: Annotated[Path | None, typer.Option(help="CoNLL tokens (.conll/.tsv: tags ignored) or documents (.txt one per line, .jsonl, .pubtator, .xml/.json BioC, brat folder).")] = None,
+    output: Annotated[Path | None, typer.Option(help="Output: .conll, .jsonl, .pubtator, .xml, .json or a brat folder (default: stdout).")] = None,
+    text: Annotated[str | None, typer.Option(help="Raw text to tag; prints spans with character offsets.")] = None,
+    from_format: Annotated[str | None, typer.Option("--from", help="Input format if the name does not tell.")] = None,
+    to_format: Annotated[str | None, typer.Option("--to", help="Output format if the name does not tell.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads.")] = None,
+    backend: Annotated[str, typer.Option(help="auto, torch, onnx or onnx-fp32.")] = "auto",
 ) -> None:
-    """Write predicted tags beside the tokens."""
+    """Write predicted tags beside tokens, or entity spans with exact offsets for documents."""
+    from bioner.corpus.formats import read_documents, write_documents
     from bioner.models.tagger import load_tagger
 
     if (input is None) == (text is None):
-        raise BionerError("give exactly one of --input FILE.conll or --text 'a sentence'")
-    tagger = load_tagger(model, threads)
+        raise BionerError("give exactly one of --input FILE or --text 'some text'")
+    tagger = load_tagger(model, threads, backend)
     if text is not None:
-        tokens = text.split()
-        for token, tag in zip(tokens, tagger.predict([tokens])[0]):
-            typer.echo(f"{token}\t{tag}")
+        for span in tagger.tag_text(text):
+            typer.echo(json.dumps(span.to_dict(), ensure_ascii=False))
         return
-    assert input is not None
-    sentences = load_conll(input)
-    predicted = tagger.predict_sentences(sentences)
+    assert input is not None  # narrowed by the check above
+    if (from_format or "") == "conll" or (from_format is None and input.suffix.lower() in CONLL_SUFFIXES):
+        predicted = tagger.predict_sentences(load_conll(input))
+        if output is None:
+            write_conll(predicted, typer.get_text_stream("stdout"))
+        else:
+            typer.echo(f"wrote {write_conll(predicted, output)} sentences to {output}", err=True)
+        return
+    from tqdm import tqdm
+
+    docs = tqdm(read_documents(input, from_format), desc="tagging", unit="doc", disable=not sys.stderr.isatty())
+    tagged = tagger.tag_documents(docs)
     if output is None:
-        write_conll(predicted, typer.get_text_stream("stdout"))
-    else:
-        n = write_conll(predicted, output)
+        for doc in tagged:
+            typer.echo(json.dumps({"id": doc.id, "text": doc.text, "spans": [s.to_dict() for s in doc.spans]},
+                                  ensure_ascii=False))
+        return
+    fmt = to_format or ("conll" if output.suffix.lower() in CONLL_SUFFIXES else None)
+    if fmt == "conll":
+        from bioner.corpus.documents import documents_to_sentences
+
+        n = write_conll(documents_to_sentences(tagged), output)
         typer.echo(f"wrote {n} sentences to {output}", err=True)
+        return
+    typer.echo(f"wrote {write_documents(tagged, output, fmt)} documents to {output}", err=True)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from bioner.corpus.documents import Document, TextSpan, sentence_spans
+from bioner.corpus.text import text_to_sentences
 from bioner.corpus.types import Sentence
 from bioner.encoding.batches import collate, token_budget_batches
 from bioner.encoding.subwords import SubwordEncoder, Window, stitch
@@ -46,6 +49,42 @@ class Tagger(ABC):
 
     def report_extra(self) -> dict[str, Any]:
         return {"kind": self.kind}
+
+    def tag_text(self, text: str) -> list[TextSpan]:
+        """Split, tokenize, tag and map back: spans with exact character offsets into ``text``."""
+        return next(iter(self.tag_documents([Document("text", text)]))).spans
+
+    def tag_documents(self, docs: Iterable[Document], batch_sentences: int = 256) -> Iterator[Document]:
+        """Tag a stream of documents, batching sentences across documents; documents come out
+        in input order as soon as all their sentences are tagged, so memory stays bounded by
+        ``batch_sentences`` and the largest single document, not by the stream."""
+        waiting: deque[list[Any]] = deque()  # [document, spans so far, sentences left]
+        buffer: list[tuple[list[Any], Sentence]] = []
+
+        def flush() -> None:
+            tags = self.predict([s.tokens for _, s in buffer])
+            for (entry, sent), sent_tags in zip(buffer, tags):
+                entry[1] += sentence_spans(sent, entry[0].text, sent_tags)
+                entry[2] -= 1
+            buffer.clear()
+
+        def ready() -> Iterator[Document]:
+            while waiting and waiting[0][2] == 0:
+                doc, spans, _ = waiting.popleft()
+                yield Document(doc.id, doc.text, spans, dict(doc.meta))
+
+        for doc in docs:
+            sents = text_to_sentences(doc.text, doc.id)
+            entry: list[Any] = [doc, [], len(sents)]
+            waiting.append(entry)
+            for sent in sents:
+                buffer.append((entry, sent))
+                if len(buffer) >= batch_sentences:
+                    flush()
+                    yield from ready()
+            yield from ready()
+        flush()
+        yield from ready()
 
 
 def model_folder(path: Path) -> Path:

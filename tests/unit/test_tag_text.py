@@ -1,0 +1,59 @@
+"""Raw text in, spans with exact character offsets out (any tagger; here a tiny random BERT)."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from bioner.corpus.documents import Document
+from bioner.models.tagger import Tagger
+from tests.helpers import tiny_run_folder
+from tests.integration.test_cli_data_evaluate import bioner
+
+LABELS = ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
+TEXT = ("Lithium-induced  nephrogenic diabetes insipidus\tappeared (p < 0.05). "
+        "Smith et al. saw it too.\n\nNaïve rats given 2.5 mg/kg cisplatin developed ångström-scale lesions.")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_run_folder(tmp_path_factory.mktemp("run"), LABELS, seed=3)
+
+
+def test_tag_text_offsets_are_exact(run: Path) -> None:
+    spans = Tagger.load(run).tag_text(TEXT)
+    assert spans, "a random model still predicts some entities"
+    for s in spans:
+        assert TEXT[s.start:s.end] == s.text and s.label in ("Chemical", "Disease")
+        assert not s.text[0].isspace() and not s.text[-1].isspace()
+
+
+def test_tag_documents_streams_in_order_with_bounded_memory(run: Path) -> None:
+    tagger = Tagger.load(run)
+    sentence = "Cisplatin (2.5 mg/kg) induced acute renal failure in rats, as Smith et al. noted. "
+    big = (sentence * 12 + "\n\n") * 1020  # about 1 MB
+    assert len(big) > 1_000_000
+    small = [Document(f"d{i}", sentence) for i in range(5)]
+    tracemalloc.start()
+    out = list(tagger.tag_documents([small[0], Document("big", big), *small[1:]], batch_sentences=128))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert [d.id for d in out] == ["d0", "big", "d1", "d2", "d3", "d4"]
+    assert all(big[s.start:s.end] == s.text for s in out[1].spans)
+    assert peak < 300 * 2**20, f"Python heap peaked at {peak / 2**20:.0f} MB"
+
+
+def test_predict_cli_text_and_documents(run: Path, tmp_path: Path) -> None:
+    lines = bioner("predict", "--model", str(run), "--text", TEXT).stdout.splitlines()
+    for line in lines:
+        span = json.loads(line)
+        assert TEXT[span["start"]:span["end"]] == span["text"]
+    docs = Path(__file__).parents[1] / "fixtures" / "docs" / "tiny.pubtator"
+    for name in ("out.xml", "out.conll"):
+        bioner("predict", "--model", str(run), "--input", str(docs), "--output", str(tmp_path / name))
+        assert (tmp_path / name).stat().st_size > 0
+    bioner("predict", "--model", str(run), "--input", str(docs), "--output", str(tmp_path / "brat"), "--to", "brat")
+    assert sorted(p.name for p in (tmp_path / "brat").iterdir()) == ["1001.ann", "1001.txt", "1002.ann", "1002.txt"]
