@@ -54,3 +54,24 @@ def validate_command(
     if total:
         typer.echo(f"{total} problem(s) found", err=True)
         raise typer.Exit(1)
+
+
+@app.command("fetch")
+def fetch_command(
+    name: Annotated[str, typer.Argument(help="BC5CDR, NCBI-disease, BC2GM, JNLPBA, LINNAEUS or BioRED.")],
+    data_dir: Annotated[Path | None, typer.Option(help="Where NAME/ goes (default $BIONER_DATA_DIR).")] = None,
+    from_file: Annotated[Path | None, typer.Option(help="A local copy (archive or folder) instead of downloading.")] = None,
+    mirror: Annotated[str | None, typer.Option(help="Replace the upstream URL prefix (a local mirror).")] = None,
+    sha256: Annotated[list[str] | None, typer.Option(help="Expected digest as PART=HEX (train=…); repeatable.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+) -> None:
+    """Download a public benchmark, verify, convert to NAME/{train,dev,test}.txt, write SOURCE.md."""
+    from bioner.corpus.datasets import data_dir as default_data_dir
+    from bioner.corpus.fetch import fetch
+
+    pins = dict(item.split("=", 1) for item in sha256 or [])
+    folder, warnings = fetch(name, data_dir or default_data_dir(), from_file=from_file, mirror=mirror,
+                             sha256=pins, force=force)
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(f"wrote {folder}")
