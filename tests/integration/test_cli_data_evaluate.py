@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from bioner.corpus.conll import load_conll, write_conll
 from tests.conftest import dataset_split

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from bioner.corpus.documents import Document
 from bioner.models.tagger import Tagger
 from tests.helpers import tiny_run_folder
 from tests.integration.test_cli_data_evaluate import bioner
@@ -34,7 +33,6 @@ def test_tag_text_offsets_are_exact(run: Path) -> None:
 
 STREAM_SCRIPT = """
 import resource, sys
-from bioner.corpus.documents import Document
 from bioner.models.tagger import Tagger
 tagger = Tagger.load(sys.argv[1])
 sentence = "Cisplatin (2.5 mg/kg) induced acute renal failure in rats, as Smith et al. noted. "

@@ -49,3 +49,10 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug or an environment problem: say so, keep the traceback opt-in
+        if os.environ.get("BIONER_DEBUG"):
+            raise
+        typer.echo(f"error: unexpected {exc.__class__.__name__}: {exc}\n"
+                   "(this is likely a bioner bug; rerun with BIONER_DEBUG=1 for the traceback and report it)",
+                   err=True)
+        sys.exit(2)
