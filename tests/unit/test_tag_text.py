@@ -29,6 +29,7 @@ def test_tag_text_offsets_are_exact(run: Path) -> None:
     for s in spans:
         assert TEXT[s.start:s.end] == s.text and s.label in ("Chemical", "Disease")
         assert not s.text[0].isspace() and not s.text[-1].isspace()
+        assert s.score is not None and 0.0 < s.score <= 1.0  # lowest token probability in the span
 
 
 STREAM_SCRIPT = """

@@ -42,6 +42,11 @@ class Tagger(ABC):
     def predict(self, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
         """One tag per input token, for every sentence, in input order."""
 
+    def predict_with_scores(self, token_lists: Sequence[Sequence[str]]
+                            ) -> tuple[list[list[str]], list[list[float]] | None]:
+        """Tags plus a per-token confidence where the model gives one (None otherwise)."""
+        return self.predict(token_lists), None
+
     def predict_sentences(self, sentences: Sequence[Sentence]) -> list[Sentence]:
         tags = self.predict([s.tokens for s in sentences])
         return [Sentence(s.id, s.tokens, t, s.offsets, s.source, dict(s.meta))
@@ -62,9 +67,9 @@ class Tagger(ABC):
         buffer: list[tuple[list[Any], Sentence]] = []
 
         def flush() -> None:
-            tags = self.predict([s.tokens for _, s in buffer])
-            for (entry, sent), sent_tags in zip(buffer, tags):
-                entry[1] += sentence_spans(sent, entry[0].text, sent_tags)
+            tags, scores = self.predict_with_scores([s.tokens for _, s in buffer])
+            for k, ((entry, sent), sent_tags) in enumerate(zip(buffer, tags)):
+                entry[1] += sentence_spans(sent, entry[0].text, sent_tags, scores[k] if scores else None)
                 entry[2] -= 1
             buffer.clear()
 
@@ -176,9 +181,11 @@ class EncoderTagger(Tagger):
         return SubwordEncoder(self.tokenizer, label2id, self.strategy, self.max_subwords, self.stride)
 
     @torch.inference_mode()
-    def predict_ids(self, windows: list[Window]) -> list[list[int]]:
-        """Per window: sub-word label ids (no CRF) or owned-word label ids (CRF)."""
+    def predict_ids(self, windows: list[Window]) -> tuple[list[list[int]], list[list[float]]]:
+        """Per window: sub-word label ids (no CRF) or owned-word label ids (CRF), each with the
+        model's probability for it (softmax of the logits; of the emissions under a CRF)."""
         out: list[list[int]] = [[] for _ in windows]
+        probs: list[list[float]] = [[] for _ in windows]
         pad = self.tokenizer.pad_token_id  # type: ignore[attr-defined]
         with_words = self.model.crf is not None
         for idx in token_budget_batches([len(w) for w in windows], self.max_tokens, self.batch_size):
@@ -192,41 +199,58 @@ class EncoderTagger(Tagger):
                                     and torch.cuda.is_bf16_supported()):
                     logits = self.model.emissions(batch["input_ids"], batch["attention_mask"]).float()
             if self.model.crf is not None:
-                paths = self.model.crf.decode(word_emissions(logits, batch["word_pos"]), batch["word_mask"])
-                for i, path in zip(idx, paths):
+                emissions = word_emissions(logits, batch["word_pos"])
+                paths = self.model.crf.decode(emissions, batch["word_mask"])
+                soft = emissions.softmax(-1).cpu()
+                for row, (i, path) in enumerate(zip(idx, paths)):
                     out[i] = path
+                    probs[i] = [float(soft[row, k, label]) for k, label in enumerate(path)]
             else:
-                best = logits.argmax(-1).tolist()
-                for i, row in zip(idx, best):
+                best_p, best = logits.softmax(-1).max(-1)
+                for i, row, row_p in zip(idx, best.tolist(), best_p.tolist()):
                     out[i] = row[: len(windows[i])]
-        return out
+                    probs[i] = row_p[: len(windows[i])]
+        return out, probs
 
     def predict(self, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
+        return self.predict_with_scores(token_lists)[0]
+
+    def predict_with_scores(self, token_lists: Sequence[Sequence[str]]
+                            ) -> tuple[list[list[str]], list[list[float]] | None]:
         enc = self.encoder()
         windows: list[Window] = []
         for k, words in enumerate(token_lists):
             if words:
                 windows += enc.encode(k, words)
-        preds = self.predict_ids(windows)
+        preds, probs = self.predict_ids(windows)
         by_sentence: dict[int, list[int]] = {}
         for j, w in enumerate(windows):
             by_sentence.setdefault(w.sentence, []).append(j)
         results: list[list[str]] = []
+        scores: list[list[float]] = []
         for k, words in enumerate(token_lists):
             js = by_sentence.get(k, [])
+            word_p = [1.0] * len(words)
             if self.model.crf is not None:
                 ids = [-1] * len(words)
                 for j in js:
-                    for word, label in zip(windows[j].owned, preds[j]):
-                        ids[word] = label
+                    for word, label, p in zip(windows[j].owned, preds[j], probs[j]):
+                        ids[word], word_p[word] = label, p
             else:
                 ids = stitch(len(words), [windows[j] for j in js], [preds[j] for j in js], self.strategy)
+                for j in js:  # the probability at each owned word's first sub-word
+                    own, seen = set(windows[j].owned), set()
+                    for pos, word in enumerate(windows[j].word_ids):
+                        if word in own and word not in seen:
+                            seen.add(word)
+                            word_p[word] = probs[j][pos]
             results.append([self.labels[i] for i in ids])
+            scores.append(word_p)
         self.last_stats = enc.stats.to_dict()
         if enc.stats.empty_words:
             log.warning("%d word(s) had no sub-words and were read as the unknown token (e.g. %s)",
                         enc.stats.empty_words, ", ".join(enc.stats.empty_word_examples[:3]))
-        return results
+        return results, scores
 
     def report_extra(self) -> dict[str, Any]:
         return {"kind": self.kind, "backend": self.backend, "encoding": self.last_stats}
