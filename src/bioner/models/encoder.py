@@ -69,6 +69,13 @@ def load_tokenizer(name: str, trust_remote_code: bool = False) -> object:
         ) from exc
     if not getattr(tok, "is_fast", False):
         raise ModelError(f"'{name}' has no fast tokenizer; bioner needs one to map sub-words to words")
+    try:
+        tok(["probe"], is_split_into_words=True)
+    except ValueError as exc:  # byte-level BPE (GPT-2, RoBERTa, some Qwen) wants a prefix space for words
+        if "add_prefix_space" not in str(exc):
+            raise
+        tok = AutoTokenizer.from_pretrained(name, use_fast=True, trust_remote_code=trust_remote_code,
+                                            add_prefix_space=True)
     return tok
 
 
