@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from bioner.cli import bench, data, demo, evaluate, export, predict, train
+from bioner.cli import bench, data, demo, evaluate, experiment, export, predict, train
 from bioner.errors import BionerError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(experiment.app, name="experiment")
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("train")(train.train_command)
 app.command("predict")(predict.predict_command)

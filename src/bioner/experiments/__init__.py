@@ -1,0 +1,1 @@
+"""Experiments: datasets × taggers × seeds as one spec, run, resumed and reported."""
