@@ -110,6 +110,13 @@ def paired_tests(spec: ExperimentSpec, rows: list[dict[str, Any]]) -> str:
         else "(needs an encoder and an LLM tagger on the same dataset)"
 
 
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plots(spec: ExperimentSpec, rows: list[dict[str, Any]], out: Path) -> list[Path]:
     import matplotlib
 
@@ -132,11 +139,7 @@ def plots(spec: ExperimentSpec, rows: list[dict[str, Any]], out: Path) -> list[P
         ax.set_ylabel("test strict F1")
         ax.set_title(f"{ds}: accuracy vs inference cost")
         ax.grid(True, alpha=0.3)
-        path = out / f"cost_vs_f1_{ds}.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(plt, fig, out / f"cost_vs_f1_{ds}.png"))
         fig, ax = plt.subplots(figsize=(6, 4))
         width = 0.8 / len(items)
         for k, (tg, rs) in enumerate(items):
@@ -146,11 +149,7 @@ def plots(spec: ExperimentSpec, rows: list[dict[str, Any]], out: Path) -> list[P
         ax.set_ylabel("test strict F1")
         ax.set_title(f"{ds}: strict F1 by entity length")
         ax.legend()
-        path = out / f"f1_by_length_{ds}.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(plt, fig, out / f"f1_by_length_{ds}.png"))
     fig, ax = plt.subplots(figsize=(6, 4))
     for k, ds in enumerate(spec.datasets):
         stats = split_stats(islice(read_conll(resolve_dataset(ds).path("test")), spec.limit_eval))
@@ -158,11 +157,7 @@ def plots(spec: ExperimentSpec, rows: list[dict[str, Any]], out: Path) -> list[P
     ax.set_xticks([k * 4 + 1 for k in range(len(spec.datasets))], [Path(d).name for d in spec.datasets])
     ax.set_ylabel("share of test entities (1 / 2 / >=3 tokens)")
     ax.set_title("Entity-length profile of each test set")
-    path = out / "length_profiles.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return paths + [path]
+    return paths + [_save(plt, fig, out / "length_profiles.png")]
 
 
 def _md_to_html(md: str) -> str:
