@@ -52,7 +52,7 @@ def main() -> int:
     # 1. peak RSS of a separate process tagging the whole test set with the torch path
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, "-m", "bioner", "predict", "--model", str(args.model), "--input",
-                        str(test_path), "--output", str(Path(tmp) / "pred.conll"), "--threads",
+                        str(test_path), "--output", str(Path(tmp) / "pred.conll"), "--backend", "torch", "--threads",
                         str(args.threads)], check=True, capture_output=True)
     rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
