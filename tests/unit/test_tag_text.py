@@ -34,6 +34,7 @@ def test_tag_text_offsets_are_exact(run: Path) -> None:
 
 STREAM_SCRIPT = """
 import resource, sys
+from bioner.corpus.documents import Document
 from bioner.models.tagger import Tagger
 tagger = Tagger.load(sys.argv[1])
 sentence = "Cisplatin (2.5 mg/kg) induced acute renal failure in rats, as Smith et al. noted. "
