@@ -20,8 +20,6 @@ def demo_command(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted demo run.")] = False,
 ) -> None:
     """Train MiniLM on the bundled sample, print the test report and tag a sentence."""
-    from bioner.corpus.bio import tags_to_spans
-    from bioner.corpus.text import text_to_sentence
     from bioner.models.tagger import load_tagger
     from bioner.recipes.train import train
 
@@ -34,10 +32,6 @@ def demo_command(
                f"training {result.train_seconds:.0f} s\n")
     if result.test_report is not None:
         typer.echo(result.test_report.to_markdown())
-    sent = text_to_sentence(sentence)
-    tags = load_tagger(out).predict([sent.tokens])[0]
     typer.echo(f"\n{sentence}")
-    assert sent.offsets is not None
-    for span in tags_to_spans(tags):
-        start, end = sent.offsets[span.start][0], sent.offsets[span.end - 1][1]
-        typer.echo(f"  {span.label:10s} {start:4d}-{end:<4d} {sentence[start:end]}")
+    for span in load_tagger(out).tag_text(sentence):
+        typer.echo(f"  {span.label:10s} {span.start:4d}-{span.end:<4d} {span.text}")

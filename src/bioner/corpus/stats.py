@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bioner.corpus.bio import BioRepairs, tags_to_spans
-from bioner.corpus.conll import iter_conll
+from bioner.corpus.conll import read_conll
 from bioner.corpus.types import Sentence
-from bioner.errors import CorpusFormatError
 
 
 def length_bucket(length: int) -> str:
@@ -67,12 +66,7 @@ def split_stats(sentences: Iterable[Sentence]) -> SplitStats:
 
 
 def file_stats(path: Path) -> SplitStats:
-    def sentences() -> Iterable[Sentence]:
-        for item in iter_conll(path):
-            if isinstance(item, CorpusFormatError):
-                raise item
-            yield item
-    return split_stats(sentences())
+    return split_stats(read_conll(path))
 
 
 def stats_markdown(name: str, per_split: dict[str, SplitStats]) -> str:

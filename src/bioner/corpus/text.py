@@ -53,9 +53,8 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     for b_start, b_end in blocks:
         block = text[start:b_start]
         if block.strip():
-            pieces = _pysbd_spans(block) if block.strip() else []
             merged: list[list[int]] = []
-            for a, b in pieces:
+            for a, b in _pysbd_spans(block):
                 a, b = a + start, b + start
                 if merged and (_NO_BREAK_AFTER.search(text[merged[-1][0]:merged[-1][1]])
                                or _STARTS_LOWER_OR_DIGIT.match(text[a:b])):
@@ -105,8 +104,3 @@ def text_to_sentences(text: str, doc_id: str = "text") -> list[Sentence]:
             out.append(Sentence(f"{doc_id}-{k}", [t for t, _, _ in toks], offsets=[(s, e) for _, s, e in toks],
                                 meta={"doc": doc_id}))
     return out
-
-
-def text_to_sentence(text: str, sentence_id: str = "text-0") -> Sentence:
-    toks = tokenize(text)
-    return Sentence(sentence_id, [t for t, _, _ in toks], offsets=[(s, e) for _, s, e in toks])

@@ -64,6 +64,7 @@ class GenerativeTagger(Tagger):
         self.constrained = constrained
         self.batch_size = batch_size
         self.tag_ids = {label: piece_ids(tokenizer, f"{label}\n") for label in labels}
+        self.label_of_ids = {tuple(ids): label for label, ids in self.tag_ids.items()}
         self.trie: dict[int | None, Any] = {}
         for ids in self.tag_ids.values():
             node = self.trie
@@ -120,12 +121,11 @@ class GenerativeTagger(Tagger):
         return results
 
     def _read_constrained(self, gen: list[int], words: list[list[int]]) -> list[str]:
-        by_ids = {tuple(v): k for k, v in self.tag_ids.items()}
         tags, pos = [], 0
         for w in words:
             pos += len(w)
             for n in range(1, len(gen) - pos + 1):
-                label = by_ids.get(tuple(gen[pos:pos + n]))
+                label = self.label_of_ids.get(tuple(gen[pos:pos + n]))
                 if label is not None:
                     tags.append(label)
                     pos += n
