@@ -43,6 +43,12 @@ def test_batched_one_by_one_and_reference_padding_agree(run: Path) -> None:
 def test_onnx_export_fp32_and_int8(run: Path) -> None:
     bioner("export", "--model", str(run), "--onnx", "--int8")
     assert (run / "model" / "model.onnx").is_file() and (run / "model" / "model.int8.onnx").is_file()
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(run / "model" / "model.onnx")).graph.node}
+    assert {"Attention", "SkipLayerNormalization"} <= ops, ops  # ORT's fusions found the BERT blocks
+    int8_nodes = onnx.load(str(run / "model" / "model.int8.onnx")).graph.node
+    assert [n.op_type for n in int8_nodes if n.op_type in ("MatMul", "Gemm")] == ["MatMul"]  # classifier kept fp32
     sents = sentences(30, seed=1)
     torch_tags = Tagger.load(run, backend="torch").predict(sents)
     fp32 = Tagger.load(run, backend="onnx-fp32")

@@ -19,7 +19,7 @@ def bench_command(
     split: Annotated[str, typer.Option(help="Split to tag.")] = "test",
     limit: Annotated[int | None, typer.Option(help="Only the first N sentences.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Max windows per batch (default: by tokens).")] = None,
-    max_tokens: Annotated[int, typer.Option(help="Max padded sub-words per batch.")] = 8192,
+    max_tokens: Annotated[int | None, typer.Option(help="Max padded sub-words per batch (default: 1024 on CPU, 16384 on GPU).")] = None,
     backend: Annotated[str, typer.Option(help="torch, onnx, onnx-fp32 or auto.")] = "torch",
     threads: Annotated[int | None, typer.Option(help="CPU threads.")] = None,
     repeats: Annotated[int, typer.Option(help="Timed repeats (median reported).")] = 3,
@@ -33,7 +33,7 @@ def bench_command(
 
     tagger = load_tagger(model, threads, backend)
     assert isinstance(tagger, EncoderTagger)
-    tagger.max_tokens, tagger.batch_size = max_tokens, batch_size
+    tagger.max_tokens, tagger.batch_size = max_tokens or tagger.max_tokens, batch_size
     tokens = [s.tokens for s in islice(read_conll(resolve_dataset(dataset).path(split)), limit)]
     report = measure(tagger, tokens, repeats=repeats)
     rows = [(k, v) for k, v in report.to_dict().items() if k != "extra"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,35 +31,88 @@ class _Logits(nn.Module):
         return self.backbone(input_ids=input_ids, attention_mask=attention_mask).logits
 
 
-def export_onnx(backbone: nn.Module, folder: Path, int8: bool = False, opset: int = 18) -> Path:
-    """Write ``model.onnx`` (and ``model.int8.onnx`` with ``int8``) into a model folder."""
+def export_onnx(backbone: nn.Module, folder: Path, int8: bool = False, opset: int = 17) -> Path:
+    """Write ``model.onnx`` (and ``model.int8.onnx`` with ``int8``) into a model folder.
+
+    The graph is traced with eager attention so ONNX Runtime's transformer optimizer can fuse
+    it (embeddings + LayerNorm, attention, bias + GELU, residual + LayerNorm); int8 weights are
+    quantized per output channel and the classifier stays fp32, which keeps the int8 tags within
+    half a percent of the fp32 ones where per-tensor scales were not.
+    """
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError as exc:
         raise ModelError("ONNX export needs the extras: pip install 'bioner[onnx]'") from exc
-    wrapper = _Logits(backbone).eval()
-    ids = torch.ones((2, 16), dtype=torch.long)
-    mask = torch.ones((2, 16), dtype=torch.long)
-    batch, seq = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("seq", min=2, max=4096)
     target = folder / ONNX_FILE
     tmp = folder / (ONNX_FILE + ".tmp")
-    with torch.no_grad():
-        torch.onnx.export(
-            wrapper, (ids, mask), str(tmp), input_names=["input_ids", "attention_mask"],
-            output_names=["logits"], opset_version=opset, dynamo=True, external_data=False,
-            dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
-        )
+    _trace(backbone, tmp, opset)
+    _optimize(tmp, backbone)
     os.replace(tmp, target)
     if not int8:
         return target
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     out = folder / ONNX_INT8_FILE
     tmp8 = folder / (ONNX_INT8_FILE + ".tmp")
-    quantize_dynamic(str(target), str(tmp8), weight_type=QuantType.QInt8)
+    _quantize(target, tmp8)
     os.replace(tmp8, out)
     return out
+
+
+def _trace(backbone: nn.Module, path: Path, opset: int) -> None:
+    config = backbone.config  # type: ignore[attr-defined]
+    before = getattr(config, "_attn_implementation", None)
+    wrapper = _Logits(backbone).eval()
+    ids = torch.ones((2, 16), dtype=torch.long)
+    mask = torch.ones((2, 16), dtype=torch.long)
+    names = {"input_names": ["input_ids", "attention_mask"], "output_names": ["logits"]}
+    try:
+        backbone.set_attn_implementation("eager")  # type: ignore[operator]
+    except (AttributeError, ValueError):
+        before = None
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:  # the TorchScript tracer writes the attention pattern ORT's fusions know
+                axes = {"batch": 0, "seq": 1}
+                torch.onnx.export(wrapper, (ids, mask), str(path), opset_version=opset, dynamo=False,
+                                  dynamic_axes={n: {i: a for a, i in axes.items()}
+                                                for n in ("input_ids", "attention_mask", "logits")}, **names)
+            except Exception as exc:  # noqa: BLE001 - any tracer failure: the dynamo exporter is the fallback
+                log.info("TorchScript export failed (%s); using the dynamo exporter", exc)
+                batch, seq = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("seq", min=2, max=4096)
+                torch.onnx.export(wrapper, (ids, mask), str(path), opset_version=max(opset, 18), dynamo=True,
+                                  external_data=False, dynamic_shapes={
+                                      "input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}}, **names)
+    finally:
+        if before is not None:
+            backbone.set_attn_implementation(before)  # type: ignore[operator]
+
+
+def _optimize(path: Path, backbone: nn.Module) -> None:
+    """Fuse transformer blocks with ONNX Runtime's optimizer where it knows the architecture."""
+    from onnxruntime.transformers.optimizer import MODEL_TYPES, optimize_model
+
+    config = backbone.config  # type: ignore[attr-defined]
+    kind = getattr(config, "model_type", "")
+    if kind not in MODEL_TYPES:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = optimize_model(str(path), model_type=kind, num_heads=getattr(config, "num_attention_heads", 0),
+                               hidden_size=getattr(config, "hidden_size", 0), opt_level=1)
+    log.info("ONNX fusions: %s", {k: v for k, v in model.get_fused_operator_statistics().items() if v})
+    model.save_model_to_file(str(path))
+
+
+def _quantize(source: Path, target: Path) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graph = onnx.load(str(source)).graph
+    matmuls = [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm")]
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=matmuls[-1:],
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 class OnnxRunner:
@@ -72,6 +126,7 @@ class OnnxRunner:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.add_session_config_entry("session.set_denormal_as_zero", "1")
         self.path = path
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 

@@ -160,7 +160,7 @@ class EncoderTagger(Tagger):
     kind = "encoder"
 
     def __init__(self, model: TokenTagger, tokenizer: object, strategy: str, max_subwords: int,
-                 stride: int, max_tokens_per_batch: int = 8192, runner: Any = None,
+                 stride: int, max_tokens_per_batch: int | None = None, runner: Any = None,
                  batch_size: int | None = None, pad_to: int | None = None) -> None:
         self.model = model.eval()
         self.device = next(model.parameters()).device
@@ -171,7 +171,9 @@ class EncoderTagger(Tagger):
         self.strategy = strategy
         self.max_subwords = max_subwords
         self.stride = stride
-        self.max_tokens = max_tokens_per_batch
+        # CPUs are fastest with batches that stay in cache (1,024 padded sub-words tag BC5CDR
+        # test 30% faster than 8,192 on 2 cores); GPUs want large ones
+        self.max_tokens = max_tokens_per_batch or (16384 if self.device.type == "cuda" else 1024)
         self.batch_size = batch_size
         self.pad_to = pad_to  # pad every batch to this many sub-words (the reference study's loop)
         self.last_stats: dict[str, Any] = {}
