@@ -47,6 +47,7 @@ class ModelConfig(_Section):
     subword_strategy: Literal["first", "all"] = "first"
     max_subwords: int = Field(256, ge=16)
     stride: int = Field(64, ge=0)
+    context: int = Field(0, ge=0)  # sub-words of the neighbouring sentences (file order) on each side
     trust_remote_code: bool = False
     # LLM kinds
     lora: LoraConfig = LoraConfig()
@@ -73,6 +74,9 @@ class TrainConfig(_Section):
     group_by_length: bool = True
     max_train_seconds: float | None = Field(None, gt=0)
     threads: int | None = Field(None, ge=1)
+    # auto: bf16 autocast where the hardware has bf16 matrix units (GPUs with bf16, CPUs with
+    # AMX: 1.5x faster MiniLM steps on this project's machine), else fp32
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
 
 
 class RunConfig(_Section):

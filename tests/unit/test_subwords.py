@@ -94,3 +94,37 @@ def test_tagger_predicts_one_tag_per_word_for_a_long_sentence(tiny: Path, crf: b
             assert not (cur.startswith("I-") and prev == "O")
     # the same words alone or in a batch get the same tags (batching is invisible)
     assert tagger.predict([short]) == [out[2]]
+
+
+def test_context_adds_neighbouring_subwords_that_are_never_labelled_nor_owned(tiny: Path) -> None:
+    tok = load_tokenizer(str(tiny))
+    label2id = {t: i for i, t in enumerate(LABELS)}
+    short = [long_sentence(n, seed=n) for n in (6, 5, 7)]
+    long_words, long_tags = long_sentence(200, seed=9)
+    sents = short[:2] + [([], [])] + [short[2], (long_words, long_tags)]
+    plain = SubwordEncoder(tok, label2id, "first", max_subwords=64, stride=16)
+    ctx = SubwordEncoder(tok, label2id, "first", max_subwords=64, stride=16, context=8)
+    words_lists, tag_lists = [s[0] for s in sents], [s[1] or None for s in sents]
+    a, b = plain.encode_many(words_lists, tag_lists), ctx.encode_many(words_lists, tag_lists)
+    assert [w.sentence for w in a] == [w.sentence for w in b] and 2 not in {w.sentence for w in b}
+    assert [w.owned for w in a] == [w.owned for w in b]
+    sub = [plain._subwords(w)[0] if w else [] for w in words_lists]
+    first, second = b[0], b[1]
+    assert len(first) == len(a[0]) + 8 and first.input_ids[-9:-1] == sub[1][:8]  # right only, at the start
+    left = (sub[0])[-8:]
+    assert second.input_ids[1:9] == left  # the previous sentence's last sub-words
+    for wa, wb in zip(a, b):
+        assert len(wb) <= 64
+        kept = [(i, w, lab) for i, w, lab in zip(wb.input_ids, wb.word_ids, wb.labels) if w >= 0]
+        assert kept == [(i, w, lab) for i, w, lab in zip(wa.input_ids, wa.word_ids, wa.labels) if w >= 0]
+        extra = [lab for w, lab in zip(wb.word_ids, wb.labels) if w < 0]
+        assert all(lab == IGNORE for lab in extra)
+    long_a = [w for w in a if w.sentence == 4]
+    long_b = [w for w in b if w.sentence == 4]
+    assert len(long_b) > 1 and [w.input_ids for w in long_a] == [w.input_ids for w in long_b]  # split: no context
+    # a tagger with context still tags every word, with and without a CRF
+    for crf in (False, True):
+        model = build_encoder(str(tiny), ["O", "B-Chemical", "I-Chemical"], crf=crf)
+        tagger = EncoderTagger(model, tok, "first", 64, 16, context=8)
+        out = tagger.predict(words_lists)
+        assert [len(t) for t in out] == [len(w) for w in words_lists]

@@ -70,3 +70,17 @@ def test_predict_cli_text_and_documents(run: Path, tmp_path: Path) -> None:
         assert (tmp_path / name).stat().st_size > 0
     bioner("predict", "--model", str(run), "--input", str(docs), "--output", str(tmp_path / "brat"), "--to", "brat")
     assert sorted(p.name for p in (tmp_path / "brat").iterdir()) == ["1001.ann", "1001.txt", "1002.ann", "1002.txt"]
+
+
+def test_predict_reads_a_conll_txt_as_conll_and_raw_txt_as_documents(run: Path, tmp_path: Path) -> None:
+    conll = tmp_path / "test.txt"  # the shared corpora are CoNLL files named .txt
+    conll.write_text("Aspirin\tB-Chemical\ninduced\tO\nasthma\tB-Disease\n.\tO\n\nNo\tO\neffect\tO\n",
+                     encoding="utf-8")
+    bioner("predict", "--model", str(run), "--input", str(conll), "--output", str(tmp_path / "p.conll"))
+    blocks = (tmp_path / "p.conll").read_text(encoding="utf-8").strip().split("\n\n")
+    assert [len(b.splitlines()) for b in blocks] == [4, 2]
+    raw = tmp_path / "docs.txt"
+    line = "Naive rats given 2.5 mg/kg cisplatin developed lesions."
+    raw.write_text(line + "\n" + line + "\n", encoding="utf-8")
+    out = bioner("predict", "--model", str(run), "--input", str(raw)).stdout.splitlines()
+    assert len(out) == 2 and json.loads(out[0])["text"] == line

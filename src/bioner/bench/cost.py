@@ -98,7 +98,7 @@ def measure(tagger: EncoderTagger, token_lists: Sequence[Sequence[str]], repeats
     seconds = statistics.median(times)
     stats = tagger.last_stats
     enc = tagger.encoder()
-    lengths = [len(w) for k, words in enumerate(token_lists) if words for w in enc.encode(k, words)]
+    lengths = [len(w) for w in enc.encode_many(token_lists)]
     lat = []
     for words in token_lists[:latency_samples]:
         start = time.perf_counter()

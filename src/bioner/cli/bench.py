@@ -40,7 +40,8 @@ def bench_command(
     if reference_loop:
         sample = tokens[:reference_limit]
         ref = EncoderTagger(tagger.model, tagger.tokenizer, tagger.strategy, tagger.max_subwords,
-                            tagger.stride, runner=tagger.runner, batch_size=1, pad_to=512)
+                            tagger.stride, runner=tagger.runner, batch_size=1, pad_to=512,
+                            context=tagger.context)
         ref_cost = measure(ref, sample, repeats=1, latency_samples=0, warmup=4)
         ours = measure(tagger, sample, repeats=repeats, latency_samples=0)
         report.extra = {

@@ -15,9 +15,27 @@ from bioner.errors import BionerError
 CONLL_SUFFIXES = (".conll", ".tsv", ".iob", ".bio")
 
 
+def looks_like_conll(path: Path, sample: int = 200) -> bool:
+    """A ``.txt`` may be raw text (one document per line) or CoNLL (the shared corpora are):
+    CoNLL when every sampled line is blank or a few fields, the first without spaces."""
+    seen = 0
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        for line in f:
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            fields = line.split("\t") if "\t" in line else line.split()
+            if len(fields) > 4 or " " in fields[0].strip() or not fields[0].strip():
+                return False
+            seen += 1
+            if seen >= sample:
+                break
+    return seen > 0
+
+
 def predict_command(
     model: Annotated[Path, typer.Option(help="Run folder from `bioner train`.")],
-    input: Annotated[Path | None, typer.Option(help="CoNLL tokens (.conll/.tsv: tags ignored) or documents (.txt one per line, .jsonl, .pubtator, .xml/.json BioC, brat folder).")] = None,
+    input: Annotated[Path | None, typer.Option(help="CoNLL tokens (.conll/.tsv, or a .txt that reads as CoNLL: tags ignored) or documents (.txt one per line, .jsonl, .pubtator, .xml/.json BioC, brat folder).")] = None,
     output: Annotated[Path | None, typer.Option(help="Output: .conll, .jsonl, .pubtator, .xml, .json or a brat folder (default: stdout).")] = None,
     text: Annotated[str | None, typer.Option(help="Raw text to tag; prints spans with character offsets.")] = None,
     from_format: Annotated[str | None, typer.Option("--from", help="Input format if the name does not tell.")] = None,
@@ -37,7 +55,9 @@ def predict_command(
             typer.echo(json.dumps(span.to_dict(), ensure_ascii=False))
         return
     assert input is not None  # narrowed by the check above
-    if (from_format or "") == "conll" or (from_format is None and input.suffix.lower() in CONLL_SUFFIXES):
+    suffix = input.suffix.lower()
+    if (from_format or "") == "conll" or (from_format is None and (
+            suffix in CONLL_SUFFIXES or (suffix == ".txt" and input.is_file() and looks_like_conll(input)))):
         predicted = tagger.predict_sentences(load_conll(input))
         if output is None:
             write_conll(predicted, typer.get_text_stream("stdout"))

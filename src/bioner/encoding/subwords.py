@@ -2,7 +2,9 @@
 
 No word is ever lost: a sentence longer than the model's window is cut into overlapping
 windows at word boundaries, every word is *owned* by exactly one window (the one where it
-has the most context on both sides), and only the owner's prediction is kept.  Words the
+has the most context on both sides), and only the owner's prediction is kept.  With ``context > 0`` a
+sentence that fits one window also sees up to that many sub-words of the sentences before and
+after it (FLERT-style document context); those sub-words are never labelled nor owned.  Words the
 tokenizer turns into nothing (odd control characters, say) are replaced by the unknown
 token and counted, so they still get a prediction.
 """
@@ -82,7 +84,7 @@ class SubwordEncoder:
     """Turns tokenized, tagged sentences into windows for a Hugging Face fast tokenizer."""
 
     def __init__(self, tokenizer: object, label2id: dict[str, int], strategy: str = "first",
-                 max_subwords: int = 256, stride: int = 64) -> None:
+                 max_subwords: int = 256, stride: int = 64, context: int = 0) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown sub-word strategy '{strategy}' (first or all)")
         self.tok = tokenizer
@@ -93,6 +95,7 @@ class SubwordEncoder:
         if self.content < 8:
             raise ValueError(f"max_subwords={max_subwords} leaves no room for text")
         self.stride = min(stride, self.content // 2)
+        self.context = context
         self.stats = EncodeStats()
 
     def _subwords(self, words: Sequence[str]) -> tuple[list[int], list[int]]:
@@ -111,8 +114,35 @@ class SubwordEncoder:
             word_ids = enc.word_ids()
         return list(enc["input_ids"]), [int(w) for w in word_ids]
 
-    def encode(self, index: int, words: Sequence[str], tags: Sequence[str] | None = None) -> list[Window]:
-        ids, word_ids = self._subwords(words)
+    def encode_many(self, word_lists: Sequence[Sequence[str]],
+                    tag_lists: Sequence[Sequence[str] | None] | None = None) -> list[Window]:
+        """Windows of every non-empty sentence, in order; neighbours (in list order, empty ones
+        skipped) give the context when ``context > 0``."""
+        subs = [self._subwords(words) if words else ([], []) for words in word_lists]
+        out: list[Window] = []
+        for k, words in enumerate(word_lists):
+            if not words:
+                continue
+            left: list[int] = []
+            right: list[int] = []
+            if self.context:
+                j = k - 1
+                while j >= 0 and len(left) < self.context:
+                    left = subs[j][0] + left
+                    j -= 1
+                j = k + 1
+                while j < len(subs) and len(right) < self.context:
+                    right = right + subs[j][0]
+                    j += 1
+                left, right = left[len(left) - min(len(left), self.context):], right[: self.context]
+            tags = tag_lists[k] if tag_lists is not None else None
+            out += self.encode(k, words, tags, subs[k], left, right)
+        return out
+
+    def encode(self, index: int, words: Sequence[str], tags: Sequence[str] | None = None,
+               subwords: tuple[list[int], list[int]] | None = None, left: Sequence[int] = (),
+               right: Sequence[int] = ()) -> list[Window]:
+        ids, word_ids = subwords or self._subwords(words)
         self.stats.sentences += 1
         self.stats.words += len(words)
         self.stats.subwords += len(ids)
@@ -149,6 +179,14 @@ class SubwordEncoder:
                         continue
                     if self.strategy == "all" or lo + k == first_sub[w]:
                         labels[k] = self.label2id[tags[w]]
+            if len(cuts) == 1 and (left or right):  # context fills the room the sentence leaves
+                room = self.content - len(piece_ids)
+                n_right = min(len(right), max(room // 2, room - len(left)))
+                n_left = min(len(left), room - n_right)
+                ctx_l, ctx_r = list(left[len(left) - n_left:]), list(right[:n_right])
+                piece_ids = ctx_l + piece_ids + ctx_r
+                piece_words = [-1] * n_left + piece_words + [-1] * n_right
+                labels = [IGNORE] * n_left + labels + [IGNORE] * n_right
             pre, suf = [-1] * len(self.prefix), [-1] * len(self.suffix)
             windows.append(Window(
                 index, self.prefix + piece_ids + self.suffix, pre + piece_words + suf,

@@ -30,7 +30,7 @@ from bioner.models.tagger import TAGGER_FILE, EncoderTagger, Tagger, pick_device
 def tagger_meta(config: RunConfig) -> dict[str, Any]:
     m = config.model
     return {"kind": m.kind, "subword_strategy": m.subword_strategy, "max_subwords": m.max_subwords,
-            "stride": m.stride, "trust_remote_code": m.trust_remote_code, "base_model": m.name,
+            "stride": m.stride, "context": m.context, "trust_remote_code": m.trust_remote_code, "base_model": m.name,
             "bidirectional": m.bidirectional, "constrained": m.constrained,
             "generation_batch_size": m.generation_batch_size}
 
@@ -52,17 +52,14 @@ class TokenTask:
             self.model = TokenTagger(build_llm_cls(name, labels, m), labels, m.crf)
         self.model.to(pick_device())
         self.encoder = SubwordEncoder(self.tokenizer, {t: i for i, t in enumerate(labels)},
-                                      m.subword_strategy, m.max_subwords, m.stride)
+                                      m.subword_strategy, m.max_subwords, m.stride, m.context)
 
     @property
     def module(self) -> nn.Module:
         return self.model
 
     def examples(self, sentences: Sequence[Sentence]) -> list[Any]:
-        out = []
-        for k, s in enumerate(sentences):
-            out += self.encoder.encode(k, s.tokens, s.tags)
-        return out
+        return self.encoder.encode_many([s.tokens for s in sentences], [s.tags for s in sentences])
 
     def collate(self, examples: Sequence[Any]) -> dict[str, torch.Tensor]:
         return collate(examples, self.tokenizer.pad_token_id, with_words=self.config.model.crf)  # type: ignore[attr-defined]
@@ -72,7 +69,8 @@ class TokenTask:
 
     def tagger(self) -> Tagger:
         m = self.config.model
-        return EncoderTagger(self.model, self.tokenizer, m.subword_strategy, m.max_subwords, m.stride)
+        return EncoderTagger(self.model, self.tokenizer, m.subword_strategy, m.max_subwords, m.stride,
+                             context=m.context)
 
     def save(self, folder: Path) -> None:
         if self.config.model.kind == "encoder":

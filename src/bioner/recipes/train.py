@@ -30,7 +30,7 @@ from bioner.corpus.types import Sentence
 from bioner.encoding.batches import length_grouped_batches
 from bioner.errors import ConfigError, DatasetNotFoundError, ModelError
 from bioner.evaluate import Report, evaluate
-from bioner.models.tagger import pick_device
+from bioner.models.tagger import pick_device, use_bf16
 from bioner.recipes.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint, write_folder_atomically
 from bioner.recipes.tasks import GenerativeTask, TokenTask, make_task
 
@@ -161,7 +161,7 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
     task = make_task(config, labels)
     model = task.module
     device = pick_device()
-    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    bf16 = use_bf16(t.precision, device)
     windows = task.examples(train_s)
     lengths = [len(w) for w in windows]
     steps_per_epoch = math.ceil(len(windows) / t.batch_size)
@@ -190,7 +190,7 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
         for idx in batches[state["step_in_epoch"]:]:
             model.train()
             batch = {k: v.to(device) for k, v in task.collate([windows[i] for i in idx]).items()}
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = task.loss(batch)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip, foreach=True)
