@@ -119,6 +119,11 @@ def test_context_adds_neighbouring_subwords_that_are_never_labelled_nor_owned(ti
         assert kept == [(i, w, lab) for i, w, lab in zip(wa.input_ids, wa.word_ids, wa.labels) if w >= 0]
         extra = [lab for w, lab in zip(wb.word_ids, wb.labels) if w < 0]
         assert all(lab == IGNORE for lab in extra)
+    # the empty sentence is a boundary: no right context for sentence 1, no left one for sentence 3
+    body = slice(len(ctx.prefix), len(b[1]) - len(ctx.suffix))
+    assert b[1].word_ids[body][-1] >= 0 and b[1].word_ids[body][0] < 0
+    body = slice(len(ctx.prefix), len(b[2]) - len(ctx.suffix))
+    assert b[2].sentence == 3 and b[2].word_ids[body][0] >= 0 and b[2].word_ids[body][-1] < 0
     long_a = [w for w in a if w.sentence == 4]
     long_b = [w for w in b if w.sentence == 4]
     assert len(long_b) > 1 and [w.input_ids for w in long_a] == [w.input_ids for w in long_b]  # split: no context

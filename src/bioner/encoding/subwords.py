@@ -116,8 +116,8 @@ class SubwordEncoder:
 
     def encode_many(self, word_lists: Sequence[Sequence[str]],
                     tag_lists: Sequence[Sequence[str] | None] | None = None) -> list[Window]:
-        """Windows of every non-empty sentence, in order; neighbours (in list order, empty ones
-        skipped) give the context when ``context > 0``."""
+        """Windows of every non-empty sentence, in order.  With ``context > 0`` the neighbours
+        in list order give the context; an empty sentence is a boundary (between documents)."""
         subs = [self._subwords(words) if words else ([], []) for words in word_lists]
         out: list[Window] = []
         for k, words in enumerate(word_lists):
@@ -127,11 +127,11 @@ class SubwordEncoder:
             right: list[int] = []
             if self.context:
                 j = k - 1
-                while j >= 0 and len(left) < self.context:
+                while j >= 0 and word_lists[j] and len(left) < self.context:
                     left = subs[j][0] + left
                     j -= 1
                 j = k + 1
-                while j < len(subs) and len(right) < self.context:
+                while j < len(subs) and word_lists[j] and len(right) < self.context:
                     right = right + subs[j][0]
                     j += 1
                 left, right = left[len(left) - min(len(left), self.context):], right[: self.context]

@@ -144,7 +144,7 @@ class GenerativeTagger(Tagger):
             idx = order[k:k + self.batch_size]
             for i, tags in zip(idx, self._generate([token_lists[i] for i in idx])):
                 results[i] = tags
-        self.sentences += len(token_lists)
+        self.sentences += len(order)
         self.seconds += time.perf_counter() - started
         return results
 

@@ -67,9 +67,16 @@ class Tagger(ABC):
         buffer: list[tuple[list[Any], Sentence]] = []
 
         def flush() -> None:
-            tags, scores = self.predict_with_scores([s.tokens for _, s in buffer])
-            for k, ((entry, sent), sent_tags) in enumerate(zip(buffer, tags)):
-                entry[1] += sentence_spans(sent, entry[0].text, sent_tags, scores[k] if scores else None)
+            lists: list[list[str]] = []
+            where: list[int] = []
+            for k, (entry, sent) in enumerate(buffer):
+                if k and entry is not buffer[k - 1][0]:
+                    lists.append([])  # an empty sentence between documents: context never crosses it
+                where.append(len(lists))
+                lists.append(sent.tokens)
+            tags, scores = self.predict_with_scores(lists)
+            for k, (entry, sent) in zip(where, buffer):
+                entry[1] += sentence_spans(sent, entry[0].text, tags[k], scores[k] if scores else None)
                 entry[2] -= 1
             buffer.clear()
 
