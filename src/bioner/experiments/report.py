@@ -135,6 +135,10 @@ def plots(spec: ExperimentSpec, rows: list[dict[str, Any]], out: Path) -> list[P
             ax.scatter([x], [statistics.mean(r["strict_f1"] for r in rs)], s=50)
             ax.annotate(tg, (x, statistics.mean(r["strict_f1"] for r in rs)), textcoords="offset points", xytext=(5, 5))
         ax.set_xscale("log")
+        from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap on short ranges
         ax.set_xlabel("inference seconds per 1,000 sentences (log)")
         ax.set_ylabel("test strict F1")
         ax.set_title(f"{ds}: accuracy vs inference cost")
@@ -148,7 +152,8 @@ def plots(spec: ExperimentSpec, rows: list[dict[str, Any]], out: Path) -> list[P
         ax.set_xticks([i + width * (len(items) - 1) / 2 for i in range(3)], ["1 token", "2 tokens", ">=3 tokens"])
         ax.set_ylabel("test strict F1")
         ax.set_title(f"{ds}: strict F1 by entity length")
-        ax.legend()
+        ax.set_ylim(0, 1.15)
+        ax.legend(ncol=2, fontsize="small", loc="upper center")  # above the bars, which end at 1.0
         paths.append(_save(plt, fig, out / f"f1_by_length_{ds}.png"))
     fig, ax = plt.subplots(figsize=(6, 4))
     for k, ds in enumerate(spec.datasets):
