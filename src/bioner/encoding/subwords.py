@@ -134,7 +134,7 @@ class SubwordEncoder:
                 while j < len(subs) and word_lists[j] and len(right) < self.context:
                     right = right + subs[j][0]
                     j += 1
-                left, right = left[len(left) - min(len(left), self.context):], right[: self.context]
+                left, right = left[-self.context:], right[: self.context]
             tags = tag_lists[k] if tag_lists is not None else None
             out += self.encode(k, words, tags, subs[k], left, right)
         return out

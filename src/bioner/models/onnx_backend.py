@@ -60,15 +60,16 @@ def export_onnx(backbone: nn.Module, folder: Path, int8: bool = False, opset: in
 
 def _trace(backbone: nn.Module, path: Path, opset: int) -> None:
     config = backbone.config  # type: ignore[attr-defined]
-    before = getattr(config, "_attn_implementation", None)
+    before = getattr(config, "_attn_implementation", None) or "sdpa"
     wrapper = _Logits(backbone).eval()
     ids = torch.ones((2, 16), dtype=torch.long)
     mask = torch.ones((2, 16), dtype=torch.long)
     names = {"input_names": ["input_ids", "attention_mask"], "output_names": ["logits"]}
     try:
         backbone.set_attn_implementation("eager")  # type: ignore[operator]
+        switched = before != "eager"
     except (AttributeError, ValueError):
-        before = None
+        switched = False
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -84,7 +85,7 @@ def _trace(backbone: nn.Module, path: Path, opset: int) -> None:
                                   external_data=False, dynamic_shapes={
                                       "input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}}, **names)
     finally:
-        if before is not None:
+        if switched:  # the live model keeps serving torch predictions with its own attention
             backbone.set_attn_implementation(before)  # type: ignore[operator]
 
 
