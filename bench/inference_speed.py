@@ -66,7 +66,7 @@ def main() -> int:
     sample = tokens[: args.reference_limit]
     ref = EncoderTagger(torch_tagger.model, torch_tagger.tokenizer, torch_tagger.strategy,
                         torch_tagger.max_subwords, torch_tagger.stride, batch_size=1, pad_to=512,
-                        context=torch_tagger.context)
+                        context=torch_tagger.context, shapes=torch_tagger.shapes)
     ref_cost = measure(ref, sample, repeats=1, latency_samples=0, warmup=4)
     ours_sample = measure(torch_tagger, sample, repeats=3, latency_samples=0)
     ref_agree = agreement(ref.predict(sample), torch_tagger.predict(sample))
@@ -74,7 +74,7 @@ def main() -> int:
     # 4. ONNX int8
     folder = args.model / "model"
     if not (folder / ONNX_INT8_FILE).is_file():
-        export_onnx(torch_tagger.model.backbone, folder, int8=True)
+        export_onnx(torch_tagger.model.backbone, folder, int8=True, token_types=torch_tagger.shapes)
     onnx_tagger = load_tagger(args.model, args.threads, backend="onnx")
     assert isinstance(onnx_tagger, EncoderTagger)
     onnx_cost = measure(onnx_tagger, tokens, repeats=2, latency_samples=200)

@@ -20,7 +20,8 @@ def tiny_bert_folder(folder: Path, hidden: int = 32, layers: int = 2, max_positi
     return folder
 
 
-def tiny_run_folder(folder: Path, labels: list[str], crf: bool = False, seed: int = 0) -> Path:
+def tiny_run_folder(folder: Path, labels: list[str], crf: bool = False, seed: int = 0,
+                    word_shape: bool = False) -> Path:
     """A run folder as `bioner train` leaves it, around a tiny random BERT."""
     import torch
 
@@ -31,7 +32,8 @@ def tiny_run_folder(folder: Path, labels: list[str], crf: bool = False, seed: in
     base = tiny_bert_folder(folder / "base")
     torch.manual_seed(seed)
     config = build_config("cpu", overrides=[f"model.name={base}", "model.max_subwords=64", "model.stride=16",
-                                            f"model.crf={str(crf).lower()}"])
+                                            f"model.crf={str(crf).lower()}",
+                                            f"model.word_shape={str(word_shape).lower()}"])
     write_folder_atomically(folder / "model", TokenTask(config, labels).save)
     return folder
 

@@ -48,6 +48,7 @@ class ModelConfig(_Section):
     max_subwords: int = Field(256, ge=16)
     stride: int = Field(64, ge=0)
     context: int = Field(0, ge=0)  # sub-words of the neighbouring sentences (file order) on each side
+    word_shape: bool = False  # casing class per sub-word as its token type (encoders with token types)
     trust_remote_code: bool = False
     # LLM kinds
     lora: LoraConfig = LoraConfig()

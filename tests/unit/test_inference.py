@@ -59,6 +59,28 @@ def test_onnx_export_fp32_and_int8(run: Path) -> None:
     assert agreement(torch_tags, int8.predict(sents)) > 0.9
 
 
+def test_onnx_export_of_a_word_shape_model_reads_casing(tmp_path: Path) -> None:
+    import torch
+
+    run = tiny_run_folder(tmp_path, LABELS, crf=True, word_shape=True)
+    table = Tagger.load(run, backend="torch").model.backbone.bert.embeddings.token_type_embeddings
+    with torch.no_grad():  # make casing matter, as training would
+        table.weight.normal_(0, 1.0)
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(run / "model" / "model.safetensors")
+    key = next(k for k in weights if k.endswith("token_type_embeddings.weight"))
+    weights[key] = table.weight.detach().clone()
+    save_file(weights, run / "model" / "model.safetensors", metadata={"format": "pt"})
+    bioner("export", "--model", str(run), "--onnx")
+    sents = [[w.upper() if k % 3 == 0 else w.capitalize() if k % 3 == 1 else w for k, w in enumerate(s)]
+             for s in sentences(30, seed=2)]
+    torch_tags = Tagger.load(run, backend="torch").predict(sents)
+    assert Tagger.load(run, backend="onnx-fp32").predict(sents) == torch_tags
+    lower = Tagger.load(run, backend="torch").predict([[w.lower() for w in s] for s in sents])
+    assert lower != torch_tags  # the casing classes reach the model
+
+
 def test_measure_reports_every_figure(run: Path) -> None:
     tagger = Tagger.load(run, backend="torch")
     assert isinstance(tagger, EncoderTagger)

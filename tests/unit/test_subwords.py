@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bioner.encoding.subwords import IGNORE, SubwordEncoder, _windows, stitch
+from bioner.encoding.subwords import IGNORE, N_SHAPES, SubwordEncoder, _windows, case_shape, stitch
 from bioner.models.encoder import build_encoder, load_tokenizer
 from bioner.models.tagger import EncoderTagger
 from tests.helpers import tiny_bert_folder
@@ -133,3 +133,55 @@ def test_context_adds_neighbouring_subwords_that_are_never_labelled_nor_owned(ti
         tagger = EncoderTagger(model, tok, "first", 64, 16, context=8)
         out = tagger.predict(words_lists)
         assert [len(t) for t in out] == [len(w) for w in words_lists]
+
+
+def test_case_shapes_follow_each_piece_of_each_word(tiny: Path) -> None:
+    assert [case_shape(p) for p in ("no", "NO", "No", "CsA", "5", "-", "ångström", "Ångström", "K")] == \
+        [0, 2, 1, 3, 0, 0, 0, 1, 2]
+    tok = load_tokenizer(str(tiny))
+    label2id = {t: i for i, t in enumerate(LABELS)}
+    enc = SubwordEncoder(tok, label2id, "first", max_subwords=64, stride=16, context=8, shapes=True)
+    words = [["NO", "and", "no"], ["CsA", "5-FU", "Parkinson", "\u200b"]]
+    first, second = enc.encode_many(words)
+    pieces = tok.convert_ids_to_tokens(second.input_ids)
+    # special tokens 0; context from the previous sentence keeps its classes (NO and no)
+    assert second.shape_ids[0] == 0 and second.shape_ids[-1] == 0 and len(second.shape_ids) == len(second)
+    assert second.shape_ids[1:4] == [2, 0, 0] and pieces[1:4] == ["no", "and", "no"]
+    own = [(p, s) for p, s, w in zip(pieces, second.shape_ids, second.word_ids) if w >= 0]
+    assert own[0] == ("csa", 3) and ("parkinson", 1) in own and ("fu", 2) in own and ("5", 0) in own
+    assert first.shape_ids[1:4] == [2, 0, 0]
+    plain = SubwordEncoder(tok, label2id, "first", max_subwords=64, stride=16, context=8)
+    assert [w.input_ids for w in plain.encode_many(words)] == [first.input_ids, second.input_ids]
+    assert all(not w.shape_ids for w in plain.encode_many(words))  # off: no token types at all
+
+
+def test_word_shape_model_starts_as_the_pretrained_one_and_learns_casing(tiny: Path, tmp_path: Path) -> None:
+    from bioner.config import build_config
+    from bioner.encoding.batches import collate
+    from bioner.recipes.tasks import TokenTask
+
+    labels = ["O", "B-Chemical", "I-Chemical"]
+    config = build_config("cpu", overrides=[f"model.name={tiny}", "model.max_subwords=64", "model.word_shape=true"])
+    torch.manual_seed(0)
+    task = TokenTask(config, labels)
+    table = task.model.backbone.bert.embeddings.token_type_embeddings
+    assert table.num_embeddings == N_SHAPES and all(torch.equal(table.weight[k], table.weight[0]) for k in range(4))
+    # the same words in upper and lower case: only casing tells them apart (NO is a chemical)
+    data = [(["NO", "was", "given"], ["B-Chemical", "O", "O"]), (["no", "was", "given"], ["O", "O", "O"])] * 8
+    windows = task.encoder.encode_many([w for w, _ in data], [t for _, t in data])
+    batch = collate(windows, tok_pad := task.tokenizer.pad_token_id)
+    assert "token_type_ids" in batch and tok_pad == 0
+    opt = torch.optim.AdamW(task.model.parameters(), lr=3e-3)
+    task.model.train()
+    for _ in range(60):
+        loss = task.loss(batch)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    task.model.eval()
+    task.save(tmp_path / "model")
+    from bioner.models.tagger import Tagger
+
+    tagger = Tagger.load(tmp_path / "model", backend="torch")
+    assert tagger.predict([["NO", "was", "given"], ["no", "was", "given"]]) == \
+        [["B-Chemical", "O", "O"], ["O", "O", "O"]]

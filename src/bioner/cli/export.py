@@ -23,5 +23,5 @@ def export_command(
         raise BionerError("say what to export: --onnx [--int8]")
     tagger = load_tagger(model, backend="torch")
     assert isinstance(tagger, EncoderTagger)
-    path = export_onnx(tagger.model.backbone, model_folder(model), int8=int8)
+    path = export_onnx(tagger.model.backbone, model_folder(model), int8=int8, token_types=tagger.shapes)
     typer.echo(f"wrote {path}")

@@ -22,6 +22,11 @@ def collate(windows: Sequence[Window], pad_id: int, with_words: bool = False,
         attention[i, : len(w)] = 1
         labels[i, : len(w)] = torch.tensor(w.labels)
     batch = {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+    if windows[0].shape_ids:  # casing classes, read by the model as token types
+        types = torch.zeros((n, width), dtype=torch.long)
+        for i, w in enumerate(windows):
+            types[i, : len(w)] = torch.tensor(w.shape_ids)
+        batch["token_type_ids"] = types
     if with_words:
         # first sub-word position and label of each owned word, for a CRF over words
         n_words = max((len(w.owned) for w in windows), default=0) or 1

@@ -7,6 +7,10 @@ sentence that fits one window also sees up to that many sub-words of the sentenc
 after it (FLERT-style document context); those sub-words are never labelled nor owned.  Words the
 tokenizer turns into nothing (odd control characters, say) are replaced by the unknown
 token and counted, so they still get a prediction.
+
+With ``shapes=True`` every sub-word also gets a casing class (:func:`case_shape`) that the model
+reads as its token type: uncased vocabularies (MiniLM, BiomedBERT) otherwise cannot tell
+``NO`` (nitric oxide) from ``no`` or ``ALL`` (a leukaemia) from ``all``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,20 @@ from dataclasses import dataclass, field
 
 IGNORE = -100
 STRATEGIES = ("first", "all")
+N_SHAPES = 4  # lower-case or uncased (0, what pretrained models saw), Capitalized, UPPER, mIxed
+
+
+def case_shape(piece: str) -> int:
+    """The casing class of a piece of a word: 0 no upper-case letter, 1 Capitalized, 2 UPPER
+    (all cased letters upper), 3 mixed."""
+    cased = [c for c in piece if c.isupper() or c.islower()]
+    if not any(c.isupper() for c in cased):
+        return 0
+    if all(c.isupper() for c in cased):
+        return 2
+    if cased[0].isupper() and all(c.islower() for c in cased[1:]):
+        return 1
+    return 3
 
 
 @dataclass(slots=True)
@@ -28,6 +46,7 @@ class Window:
     word_ids: list[int]  # -1 for special tokens
     labels: list[int]  # IGNORE where not trained
     owned: list[int]  # words whose prediction this window gives
+    shape_ids: list[int] = field(default_factory=list)  # casing class per sub-word (shapes=True)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -84,7 +103,7 @@ class SubwordEncoder:
     """Turns tokenized, tagged sentences into windows for a Hugging Face fast tokenizer."""
 
     def __init__(self, tokenizer: object, label2id: dict[str, int], strategy: str = "first",
-                 max_subwords: int = 256, stride: int = 64, context: int = 0) -> None:
+                 max_subwords: int = 256, stride: int = 64, context: int = 0, shapes: bool = False) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown sub-word strategy '{strategy}' (first or all)")
         self.tok = tokenizer
@@ -96,43 +115,52 @@ class SubwordEncoder:
             raise ValueError(f"max_subwords={max_subwords} leaves no room for text")
         self.stride = min(stride, self.content // 2)
         self.context = context
+        self.shapes = shapes
         self.stats = EncodeStats()
 
-    def _subwords(self, words: Sequence[str]) -> tuple[list[int], list[int]]:
-        enc = self.tok(list(words), is_split_into_words=True, add_special_tokens=False)  # type: ignore[operator]
+    def _subwords(self, words: Sequence[str]) -> tuple[list[int], list[int], list[int]]:
+        """Sub-word ids, their word indices, and their casing classes (zeros unless ``shapes``)."""
+        fixed = list(words)
+        enc = self.tok(fixed, is_split_into_words=True, add_special_tokens=False,  # type: ignore[operator]
+                       return_offsets_mapping=self.shapes)
         word_ids = enc.word_ids()
         present = set(word_ids)
         if len(present) < len(words):
-            fixed = list(words)
             for i, w in enumerate(words):
                 if i not in present:
                     self.stats.empty_words += 1
                     if len(self.stats.empty_word_examples) < 10:
                         self.stats.empty_word_examples.append(repr(w))
                     fixed[i] = self.tok.unk_token  # type: ignore[attr-defined]
-            enc = self.tok(fixed, is_split_into_words=True, add_special_tokens=False)  # type: ignore[operator]
+            enc = self.tok(fixed, is_split_into_words=True, add_special_tokens=False,  # type: ignore[operator]
+                           return_offsets_mapping=self.shapes)
             word_ids = enc.word_ids()
-        return list(enc["input_ids"]), [int(w) for w in word_ids]
+        ids = list(enc["input_ids"])
+        if self.shapes:  # offsets are relative to each word for pre-split input
+            shapes = [case_shape(fixed[w][a:b]) for w, (a, b) in zip(word_ids, enc["offset_mapping"])]
+        else:
+            shapes = [0] * len(ids)
+        return ids, [int(w) for w in word_ids], shapes
 
     def encode_many(self, word_lists: Sequence[Sequence[str]],
                     tag_lists: Sequence[Sequence[str] | None] | None = None) -> list[Window]:
         """Windows of every non-empty sentence, in order.  With ``context > 0`` the neighbours
         in list order give the context; an empty sentence is a boundary (between documents)."""
-        subs = [self._subwords(words) if words else ([], []) for words in word_lists]
+        subs = [self._subwords(words) if words else ([], [], []) for words in word_lists]
         out: list[Window] = []
         for k, words in enumerate(word_lists):
             if not words:
                 continue
-            left: list[int] = []
-            right: list[int] = []
+            left: list[tuple[int, int]] = []  # (sub-word id, casing class)
+            right: list[tuple[int, int]] = []
             if self.context:
                 j = k - 1
                 while j >= 0 and word_lists[j] and len(left) < self.context:
-                    left = subs[j][0] + left
+                    left = list(zip(subs[j][0], subs[j][2])) + left
                     j -= 1
                 j = k + 1
                 while j < len(subs) and word_lists[j] and len(right) < self.context:
-                    right = right + subs[j][0]
+                    right = right + list(zip(subs[j][0], subs[j][2]))
                     j += 1
                 left, right = left[-self.context:], right[: self.context]
             tags = tag_lists[k] if tag_lists is not None else None
@@ -140,9 +168,10 @@ class SubwordEncoder:
         return out
 
     def encode(self, index: int, words: Sequence[str], tags: Sequence[str] | None = None,
-               subwords: tuple[list[int], list[int]] | None = None, left: Sequence[int] = (),
-               right: Sequence[int] = ()) -> list[Window]:
-        ids, word_ids = subwords or self._subwords(words)
+               subwords: tuple[list[int], list[int], list[int]] | None = None,
+               left: Sequence[tuple[int, int]] = (), right: Sequence[tuple[int, int]] = ()) -> list[Window]:
+        """Windows of one sentence; ``left``/``right``: (sub-word id, casing class) of context."""
+        ids, word_ids, shapes = subwords or self._subwords(words)
         self.stats.sentences += 1
         self.stats.words += len(words)
         self.stats.subwords += len(ids)
@@ -169,6 +198,7 @@ class SubwordEncoder:
         windows = []
         for c, (lo, hi) in enumerate(cuts):
             piece_ids = ids[lo:hi]
+            piece_shapes = shapes[lo:hi]
             piece_words = word_ids[lo:hi]
             owned = sorted(w for w, o in owner.items() if o == c)
             own = set(owned)
@@ -184,13 +214,15 @@ class SubwordEncoder:
                 n_right = min(len(right), max(room // 2, room - len(left)))
                 n_left = min(len(left), room - n_right)
                 ctx_l, ctx_r = list(left[len(left) - n_left:]), list(right[:n_right])
-                piece_ids = ctx_l + piece_ids + ctx_r
+                piece_ids = [i for i, _ in ctx_l] + piece_ids + [i for i, _ in ctx_r]
+                piece_shapes = [c for _, c in ctx_l] + piece_shapes + [c for _, c in ctx_r]
                 piece_words = [-1] * n_left + piece_words + [-1] * n_right
                 labels = [IGNORE] * n_left + labels + [IGNORE] * n_right
             pre, suf = [-1] * len(self.prefix), [-1] * len(self.suffix)
             windows.append(Window(
                 index, self.prefix + piece_ids + self.suffix, pre + piece_words + suf,
                 [IGNORE] * len(pre) + labels + [IGNORE] * len(suf), owned,
+                [0] * len(pre) + piece_shapes + [0] * len(suf) if self.shapes else [],
             ))
         self.stats.windows += len(windows)
         return windows

@@ -88,11 +88,13 @@ class TokenTagger(nn.Module):
         self.labels = labels
         self.crf = CRF(labels) if crf else None
 
-    def emissions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.backbone(input_ids=input_ids, attention_mask=attention_mask).logits
+    def emissions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                  token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        return self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        logits = self.emissions(batch["input_ids"], batch["attention_mask"])
+        logits = self.emissions(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
         if self.crf is None:
             return nn.functional.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1), ignore_index=-100
@@ -107,8 +109,29 @@ def word_emissions(logits: torch.Tensor, word_pos: torch.Tensor) -> torch.Tensor
     return logits.gather(1, idx)
 
 
-def build_encoder(name: str, labels: list[str], crf: bool = False,
-                  trust_remote_code: bool = False) -> TokenTagger:
+def add_shape_types(backbone: nn.Module, n_shapes: int, name: str) -> None:
+    """Give the token-type embedding one row per casing class, each a copy of type 0 (the
+    type every single-sentence input had in pre-training), so training starts from the
+    pretrained model exactly and learns what casing adds."""
+    embeddings = getattr(getattr(backbone, "base_model", backbone), "embeddings", None)
+    table = getattr(embeddings, "token_type_embeddings", None)
+    if not isinstance(table, nn.Embedding):
+        raise ModelError(f"model.word_shape needs a model with token-type embeddings (BERT, BiomedBERT, "
+                         f"MiniLM, ELECTRA); '{name}' has none. Set model.word_shape=false.")
+    if table.num_embeddings >= n_shapes:
+        rows = table.weight.data[:1].repeat(table.num_embeddings, 1)
+        table.weight.data.copy_(rows)
+        return
+    grown = nn.Embedding(n_shapes, table.embedding_dim).to(table.weight.device, table.weight.dtype)
+    grown.weight.data.copy_(table.weight.data[:1].repeat(n_shapes, 1))
+    embeddings.token_type_embeddings = grown  # type: ignore[union-attr]
+    backbone.config.type_vocab_size = n_shapes  # type: ignore[attr-defined]
+    if hasattr(embeddings, "token_type_ids"):  # BERT's buffer of default (all-zero) type ids
+        embeddings.token_type_ids.zero_()  # type: ignore[union-attr]
+
+
+def build_encoder(name: str, labels: list[str], crf: bool = False, trust_remote_code: bool = False,
+                  word_shape: bool = False) -> TokenTagger:
     from transformers import AutoModelForTokenClassification
 
     id2label = dict(enumerate(labels))
@@ -123,6 +146,10 @@ def build_encoder(name: str, labels: list[str], crf: bool = False,
             f"cannot load '{name}' as a token-classification model "
             f"({exc.__class__.__name__}: {str(exc).splitlines()[0]})"
         ) from exc
+    if word_shape:
+        from bioner.encoding.subwords import N_SHAPES
+
+        add_shape_types(backbone, N_SHAPES, name)
     return TokenTagger(backbone, labels, crf)
 
 

@@ -27,17 +27,21 @@ class _Logits(nn.Module):
         super().__init__()
         self.backbone = backbone
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.backbone(input_ids=input_ids, attention_mask=attention_mask).logits
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        return self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
 
 
-def export_onnx(backbone: nn.Module, folder: Path, int8: bool = False, opset: int = 17) -> Path:
+def export_onnx(backbone: nn.Module, folder: Path, int8: bool = False, opset: int = 17,
+                token_types: bool = False) -> Path:
     """Write ``model.onnx`` (and ``model.int8.onnx`` with ``int8``) into a model folder.
 
     The graph is traced with eager attention so ONNX Runtime's transformer optimizer can fuse
     it (embeddings + LayerNorm, attention, bias + GELU); int8 weights are
     quantized per output channel and the classifier stays fp32, which keeps the int8 tags within
-    half a percent of the fp32 ones where per-tensor scales were not.
+    half a percent of the fp32 ones where per-tensor scales were not.  ``token_types``: the graph
+    also reads ``token_type_ids`` (models trained with ``model.word_shape``).
     """
     try:
         import onnx  # noqa: F401
@@ -46,7 +50,7 @@ def export_onnx(backbone: nn.Module, folder: Path, int8: bool = False, opset: in
         raise ModelError("ONNX export needs the extras: pip install 'bioner[onnx]'") from exc
     target = folder / ONNX_FILE
     tmp = folder / (ONNX_FILE + ".tmp")
-    _trace(backbone, tmp, opset)
+    _trace(backbone, tmp, opset, token_types)
     _optimize(tmp, backbone)
     os.replace(tmp, target)
     if not int8:
@@ -58,13 +62,17 @@ def export_onnx(backbone: nn.Module, folder: Path, int8: bool = False, opset: in
     return out
 
 
-def _trace(backbone: nn.Module, path: Path, opset: int) -> None:
+def _trace(backbone: nn.Module, path: Path, opset: int, token_types: bool) -> None:
     config = backbone.config  # type: ignore[attr-defined]
     before = getattr(config, "_attn_implementation", None) or "sdpa"
     wrapper = _Logits(backbone).eval()
     ids = torch.ones((2, 16), dtype=torch.long)
     mask = torch.ones((2, 16), dtype=torch.long)
-    names = {"input_names": ["input_ids", "attention_mask"], "output_names": ["logits"]}
+    inputs: tuple[torch.Tensor, ...] = (ids, mask)
+    input_names = ["input_ids", "attention_mask"]
+    if token_types:
+        inputs, input_names = (ids, mask, torch.zeros_like(ids)), input_names + ["token_type_ids"]
+    names = {"input_names": input_names, "output_names": ["logits"]}
     try:
         backbone.set_attn_implementation("eager")  # type: ignore[operator]
         switched = before != "eager"
@@ -75,15 +83,15 @@ def _trace(backbone: nn.Module, path: Path, opset: int) -> None:
             warnings.simplefilter("ignore")
             try:  # the TorchScript tracer writes the attention pattern ORT's fusions know
                 axes = {"batch": 0, "seq": 1}
-                torch.onnx.export(wrapper, (ids, mask), str(path), opset_version=opset, dynamo=False,
+                torch.onnx.export(wrapper, inputs, str(path), opset_version=opset, dynamo=False,
                                   dynamic_axes={n: {i: a for a, i in axes.items()}
-                                                for n in ("input_ids", "attention_mask", "logits")}, **names)
+                                                for n in (*input_names, "logits")}, **names)
             except Exception as exc:  # noqa: BLE001 - any tracer failure: the dynamo exporter is the fallback
                 log.info("TorchScript export failed (%s); using the dynamo exporter", exc)
                 batch, seq = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("seq", min=2, max=4096)
-                torch.onnx.export(wrapper, (ids, mask), str(path), opset_version=max(opset, 18), dynamo=True,
+                torch.onnx.export(wrapper, inputs, str(path), opset_version=max(opset, 18), dynamo=True,
                                   external_data=False, dynamic_shapes={
-                                      "input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}}, **names)
+                                      n: {0: batch, 1: seq} for n in input_names}, **names)
     finally:
         if switched:  # the live model keeps serving torch predictions with its own attention
             backbone.set_attn_implementation(before)  # type: ignore[operator]
@@ -137,10 +145,17 @@ class OnnxRunner:
         self.path = path
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"],
                                             disabled_optimizers=["SkipLayerNormFusion"])  # see _optimize
+        self.input_names = {i.name for i in self.session.get_inputs()}
 
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        (logits,) = self.session.run(["logits"], {"input_ids": input_ids.numpy().astype(np.int64),
-                                                  "attention_mask": attention_mask.numpy().astype(np.int64)})
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        feed = {"input_ids": input_ids.numpy().astype(np.int64),
+                "attention_mask": attention_mask.numpy().astype(np.int64)}
+        if "token_type_ids" in self.input_names:
+            if token_type_ids is None:
+                raise ModelError(f"{self.path} reads casing classes (token_type_ids) but none were given")
+            feed["token_type_ids"] = token_type_ids.numpy().astype(np.int64)
+        (logits,) = self.session.run(["logits"], feed)
         return torch.from_numpy(logits)
 
 

@@ -168,7 +168,7 @@ def load_tagger(path: str | Path, threads: int | None = None, backend: str = "au
     if runner is None:
         model = model.to(pick_device(device))
     tagger = EncoderTagger(model, tokenizer, meta["subword_strategy"], meta["max_subwords"], meta["stride"],
-                           runner=runner, context=meta.get("context", 0))
+                           runner=runner, context=meta.get("context", 0), shapes=meta.get("word_shape", False))
     tagger.kind = kind
     return tagger
 
@@ -178,7 +178,8 @@ class EncoderTagger(Tagger):
 
     def __init__(self, model: TokenTagger, tokenizer: object, strategy: str, max_subwords: int,
                  stride: int, max_tokens_per_batch: int | None = None, runner: Any = None,
-                 batch_size: int | None = None, pad_to: int | None = None, context: int = 0) -> None:
+                 batch_size: int | None = None, pad_to: int | None = None, context: int = 0,
+                 shapes: bool = False) -> None:
         self.model = model.eval()
         self.device = next(model.parameters()).device
         self.runner = runner  # an OnnxRunner, or None for torch
@@ -189,6 +190,7 @@ class EncoderTagger(Tagger):
         self.max_subwords = max_subwords
         self.stride = stride
         self.context = context  # neighbouring sub-words each side; token_lists are read in document order
+        self.shapes = shapes  # casing classes as token types (model.word_shape)
         # CPUs are fastest with batches that stay in cache (1,024 padded sub-words tag BC5CDR
         # test 30% faster than 8,192 on 2 cores); GPUs want large ones
         self.max_tokens = max_tokens_per_batch or (16384 if self.device.type == "cuda" else 1024)
@@ -199,7 +201,7 @@ class EncoderTagger(Tagger):
     def encoder(self) -> SubwordEncoder:
         label2id = {label: i for i, label in enumerate(self.labels)}
         return SubwordEncoder(self.tokenizer, label2id, self.strategy, self.max_subwords, self.stride,
-                              self.context)
+                              self.context, self.shapes)
 
     @torch.inference_mode()
     def predict_ids(self, windows: list[Window]) -> tuple[list[list[int]], list[list[float]]]:
@@ -212,13 +214,14 @@ class EncoderTagger(Tagger):
         for idx in token_budget_batches([len(w) for w in windows], self.max_tokens, self.batch_size):
             batch = collate([windows[i] for i in idx], pad, with_words=with_words, pad_to=self.pad_to)
             if self.runner is not None:
-                logits = self.runner(batch["input_ids"], batch["attention_mask"])
+                logits = self.runner(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
             else:
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 # bf16 autocast on GPUs that support it; fp32 on CPU (bf16 there is slower on most CPUs)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"
                                     and torch.cuda.is_bf16_supported()):
-                    logits = self.model.emissions(batch["input_ids"], batch["attention_mask"]).float()
+                    logits = self.model.emissions(batch["input_ids"], batch["attention_mask"],
+                                                  batch.get("token_type_ids")).float()
             if self.model.crf is not None:
                 emissions = word_emissions(logits, batch["word_pos"])
                 paths = self.model.crf.decode(emissions, batch["word_mask"])

@@ -20,7 +20,7 @@ from bioner.corpus.types import Sentence
 from bioner.encoding.batches import collate
 from bioner.encoding.prompts import prompt_text, response_pieces
 from bioner.encoding.subwords import IGNORE, SubwordEncoder
-from bioner.errors import ModelError
+from bioner.errors import ConfigError, ModelError
 from bioner.models.encoder import (
     TokenTagger, build_encoder, load_tokenizer, resolve_model_name, save_encoder,
 )
@@ -30,7 +30,7 @@ from bioner.models.tagger import TAGGER_FILE, EncoderTagger, Tagger, pick_device
 def tagger_meta(config: RunConfig) -> dict[str, Any]:
     m = config.model
     return {"kind": m.kind, "subword_strategy": m.subword_strategy, "max_subwords": m.max_subwords,
-            "stride": m.stride, "context": m.context, "trust_remote_code": m.trust_remote_code, "base_model": m.name,
+            "stride": m.stride, "context": m.context, "word_shape": m.word_shape, "trust_remote_code": m.trust_remote_code, "base_model": m.name,
             "bidirectional": m.bidirectional, "constrained": m.constrained,
             "generation_batch_size": m.generation_batch_size}
 
@@ -44,7 +44,9 @@ class TokenTask:
         name = resolve_model_name(m.name)
         self.tokenizer = load_tokenizer(name, m.trust_remote_code)
         if m.kind == "encoder":
-            self.model = build_encoder(name, labels, m.crf, m.trust_remote_code)
+            self.model = build_encoder(name, labels, m.crf, m.trust_remote_code, m.word_shape)
+        elif m.word_shape:
+            raise ConfigError("model.word_shape is for encoders with token-type embeddings, not llm-cls")
         else:
             from bioner.models.llm import build_llm_cls, prepare_llm_tokenizer
 
@@ -52,7 +54,8 @@ class TokenTask:
             self.model = TokenTagger(build_llm_cls(name, labels, m), labels, m.crf)
         self.model.to(pick_device())
         self.encoder = SubwordEncoder(self.tokenizer, {t: i for i, t in enumerate(labels)},
-                                      m.subword_strategy, m.max_subwords, m.stride, m.context)
+                                      m.subword_strategy, m.max_subwords, m.stride, m.context,
+                                      shapes=m.word_shape)
 
     @property
     def module(self) -> nn.Module:
@@ -70,7 +73,7 @@ class TokenTask:
     def tagger(self) -> Tagger:
         m = self.config.model
         return EncoderTagger(self.model, self.tokenizer, m.subword_strategy, m.max_subwords, m.stride,
-                             context=m.context)
+                             context=m.context, shapes=m.word_shape)
 
     def save(self, folder: Path) -> None:
         if self.config.model.kind == "encoder":
