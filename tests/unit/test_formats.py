@@ -80,3 +80,17 @@ def test_convert_cli_pubtator_to_conll(tmp_path: Path) -> None:
     bad.write_text('{"id": "x", "text": "abc", "spans": [{"start": 1, "end": 9, "label": "X"}]}\n', encoding="utf-8")
     proc = bioner("data", "convert", str(bad), str(tmp_path / "x.conll"), check=False)
     assert proc.returncode == 1 and f"{bad}:1: span [1:9] lies outside the text" in proc.stderr
+
+
+def test_a_txt_file_holding_conll_tokens_is_not_read_as_documents(tmp_path: Path) -> None:
+    from bioner.corpus.formats import guess_format
+
+    conll = tmp_path / "train.txt"
+    conll.write_text("Aspirin\tB-Chemical\ncauses\tO\n\nNo\tO\n", encoding="utf-8")
+    raw = tmp_path / "abstracts.txt"
+    raw.write_text("Aspirin causes ulcers.\nNo effect was seen.\n", encoding="utf-8")
+    assert guess_format(conll) == "conll" and guess_format(raw) == "txt"
+    with pytest.raises(CorpusFormatError, match="CoNLL tokens, not documents"):
+        list(read_documents(conll))
+    assert len(list(read_documents(conll, "txt"))) == 3  # --from txt still reads it line by line
+    assert [d.text for d in read_documents(raw)] == ["Aspirin causes ulcers.", "No effect was seen."]

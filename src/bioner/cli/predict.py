@@ -10,27 +10,10 @@ from typing import Annotated
 import typer
 
 from bioner.corpus.conll import load_conll, write_conll
+from bioner.corpus.formats import guess_format
 from bioner.errors import BionerError
 
 CONLL_SUFFIXES = (".conll", ".tsv", ".iob", ".bio")
-
-
-def looks_like_conll(path: Path, sample: int = 200) -> bool:
-    """A ``.txt`` may be raw text (one document per line) or CoNLL (the shared corpora are):
-    CoNLL when every sampled line is blank or a few fields, the first without spaces."""
-    seen = 0
-    with open(path, encoding="utf-8-sig", errors="replace") as f:
-        for line in f:
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t") if "\t" in line else line.split()
-            if len(fields) > 4 or " " in fields[0].strip() or not fields[0].strip():
-                return False
-            seen += 1
-            if seen >= sample:
-                break
-    return seen > 0
 
 
 def predict_command(
@@ -57,7 +40,7 @@ def predict_command(
     assert input is not None  # narrowed by the check above
     suffix = input.suffix.lower()
     if (from_format or "") == "conll" or (from_format is None and (
-            suffix in CONLL_SUFFIXES or (suffix == ".txt" and input.is_file() and looks_like_conll(input)))):
+            suffix in CONLL_SUFFIXES or (suffix == ".txt" and guess_format(input) == "conll"))):
         predicted = tagger.predict_sentences(load_conll(input))
         if output is None:
             write_conll(predicted, typer.get_text_stream("stdout"))

@@ -8,16 +8,39 @@ abstract, so its offsets stay those of the file.  BioC goes through the ``bioc``
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from bioner.corpus.documents import ConversionReport, Document, TextSpan
 from bioner.errors import CorpusFormatError
 
+_TAG = re.compile(r"^(O|[BIES]-\S+)$")
 DOC_FORMATS = ("jsonl", "pubtator", "brat", "bioc-xml", "bioc-json", "txt")
 
 
+def looks_like_conll(path: Path, sample: int = 200) -> bool:
+    """A ``.txt`` may be raw text (one document per line) or CoNLL (the shared corpora are):
+    CoNLL when every sampled line is blank, a lone token, or a few fields ending in a BIO tag."""
+    seen = 0
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        for line in f:
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            fields = [x.strip() for x in line.split("\t")] if "\t" in line else line.split()
+            if not fields[0] or " " in fields[0] or len(fields) > 4:
+                return False
+            if len(fields) > 1 and not _TAG.match(fields[-1]):
+                return False
+            seen += 1
+            if seen >= sample:
+                break
+    return seen > 0
+
+
 def guess_format(path: Path) -> str:
+    """From the name; a ``.txt`` that reads as CoNLL tokens (as the shared corpora do) is ``conll``."""
     name = path.name.lower()
     if path.is_dir():
         return "brat"
@@ -25,6 +48,8 @@ def guess_format(path: Path) -> str:
                         (".bioc.json", "bioc-json"), (".json", "bioc-json"), (".conll", "conll"),
                         (".txt", "txt")):
         if name.endswith(suffix):
+            if fmt == "txt" and path.is_file() and looks_like_conll(path):
+                return "conll"
             return fmt
     raise CorpusFormatError(path, 0, "cannot tell the format from the file name; pass --from/--to")
 
@@ -247,6 +272,9 @@ def read_documents(path: Path, fmt: str | None = None, report: ConversionReport 
         return read_bioc(path, fmt)
     if fmt == "txt":
         return read_txt(path)
+    if fmt == "conll":
+        raise CorpusFormatError(path, 0, "this file holds CoNLL tokens, not documents: tag it with "
+                                "`bioner predict --input`, or pass --from txt to read one document per line")
     raise CorpusFormatError(path, 0, f"unknown document format '{fmt}' (one of {', '.join(DOC_FORMATS)})")
 
 
