@@ -78,6 +78,9 @@ class TrainConfig(_Section):
     # auto: bf16 autocast where the hardware has bf16 matrix units (GPUs with bf16, CPUs with
     # AMX: 1.5x faster MiniLM steps on this project's machine), else fp32
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    # decay of an exponential moving average of the weights; dev selection and the saved model
+    # use the average (smooths the epoch-to-epoch noise of a high learning rate); None: off
+    ema: float | None = Field(None, gt=0, lt=1)
 
 
 class RunConfig(_Section):

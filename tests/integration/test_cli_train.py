@@ -66,9 +66,11 @@ def _wait_for_mid_epoch_checkpoint(run: Path, proc: subprocess.Popen[bytes], tim
     raise AssertionError("no mid-epoch checkpoint appeared")
 
 
-def test_resume_after_sigkill_gives_the_same_result(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ema", ["null", "0.99"])
+def test_resume_after_sigkill_gives_the_same_result(ema: str, tmp_path: Path) -> None:
     args = [*SAMPLE, "--limit-train", "96", "--limit-eval", "40", "--epochs", "3", "--crf",
-            "train.batch_size=8", "train.checkpoint_every_steps=3", "train.lr=3e-4", "train.patience=null"]
+            "train.batch_size=8", "train.checkpoint_every_steps=3", "train.lr=3e-4", "train.patience=null",
+            f"train.ema={ema}"]
     straight = tmp_path / "straight"
     bioner("train", *args, "--out", str(straight))
     killed = tmp_path / "killed"

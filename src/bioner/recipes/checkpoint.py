@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 CHECKPOINT = "checkpoint"
+AVERAGED = "averaged.safetensors"  # the moving average of the weights (train.ema)
 
 
 def _swap_in(tmp: Path, final: Path) -> None:
@@ -45,9 +46,12 @@ def find_checkpoint(run_dir: Path) -> Path | None:
 
 
 def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: torch.optim.lr_scheduler.LRScheduler, state: dict[str, Any]) -> None:
+                    scheduler: torch.optim.lr_scheduler.LRScheduler, state: dict[str, Any],
+                    averaged: dict[str, torch.Tensor] | None = None) -> None:
     def write(tmp: Path) -> None:
         save_file(trainable_state(model), str(tmp / "model.safetensors"))
+        if averaged is not None:
+            save_file({k: v.contiguous() for k, v in averaged.items()}, str(tmp / AVERAGED))
         opt = optimizer.state_dict()
         tensors: dict[str, torch.Tensor] = {}
         for idx, slots in opt["state"].items():
@@ -96,3 +100,8 @@ def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optim
     optimizer.load_state_dict({"state": state, "param_groups": meta.pop("param_groups")})
     scheduler.load_state_dict(meta.pop("scheduler"))
     return meta
+
+
+def load_averaged(folder: Path) -> dict[str, torch.Tensor] | None:
+    path = folder / AVERAGED
+    return load_file(str(path)) if path.is_file() else None

@@ -31,7 +31,9 @@ from bioner.encoding.batches import length_grouped_batches
 from bioner.errors import ConfigError, DatasetNotFoundError, ModelError
 from bioner.evaluate import Report, evaluate
 from bioner.models.tagger import pick_device, use_bf16
-from bioner.recipes.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint, write_folder_atomically
+from bioner.recipes.checkpoint import (
+    find_checkpoint, load_averaged, load_checkpoint, save_checkpoint, write_folder_atomically,
+)
 from bioner.recipes.tasks import GenerativeTask, TokenTask, make_task
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,40 @@ def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+class WeightAverage:
+    """Exponential moving average of the trainable weights (Polyak averaging).  Its decay
+    ramps up as ``(1 + n) / (10 + n)`` so the early average is not stuck on the pretrained weights."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.named = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        self.shadow = {n: p.detach().clone() for n, p in self.named.items()}
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        weight = 1.0 - min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for name, param in self.named.items():
+            self.shadow[name].lerp_(param.detach(), weight)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {**self.shadow, "__updates__": torch.tensor(self.updates)}
+
+    def load(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.updates = int(tensors.pop("__updates__"))
+        for name, value in tensors.items():
+            self.shadow[name].copy_(value)
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        """Exchange live and averaged weights (call twice to undo)."""
+        for name, param in self.named.items():
+            live = param.detach().clone()
+            param.copy_(self.shadow[name])
+            self.shadow[name] = live
+
+
 def evaluate_task(task: TokenTask | GenerativeTask, sentences: list[Sentence], bootstrap: int = 0,
                   seed: int = 42) -> Report:
     task.module.eval()
@@ -168,6 +204,7 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
     total_steps = steps_per_epoch * t.epochs
     optimizer = make_optimizer(model, config)
     scheduler = linear_schedule(optimizer, int(t.warmup_ratio * total_steps), total_steps)
+    average = WeightAverage(model, t.ema) if t.ema else None
 
     state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_f1": -1.0,
                              "best_epoch": -1, "bad_epochs": 0, "history": [], "train_seconds": 0.0,
@@ -176,6 +213,11 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
         state = load_checkpoint(checkpoint, model, optimizer, scheduler)
         if state["labels"] != labels:
             raise ModelError(f"{checkpoint} was trained on labels {state['labels']}, this data has {labels}")
+        if average is not None:
+            saved_average = load_averaged(checkpoint)
+            if saved_average is None:
+                raise ConfigError(f"{checkpoint} holds no weight average; it was written without train.ema")
+            average.load(saved_average)
         log.info("resuming at epoch %d step %d", state["epoch"], state["step_in_epoch"])
 
     show = sys.stderr.isatty() if progress is None else progress
@@ -197,6 +239,8 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if average is not None:
+                average.update()
             state["step_in_epoch"] += 1
             state["global_step"] += 1
             state["loss_sum"] += loss.item()
@@ -207,7 +251,8 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
             if state["global_step"] % t.checkpoint_every_steps == 0 and state["step_in_epoch"] < len(batches):
                 state["train_seconds"] += time.perf_counter() - started
                 started = time.perf_counter()
-                save_checkpoint(run_dir, model, optimizer, scheduler, state)
+                save_checkpoint(run_dir, model, optimizer, scheduler, state,
+                                average.state() if average else None)
         bar.close()
         state["train_seconds"] += time.perf_counter() - started
         quarter = max(1, len(state["losses"]) // 4)
@@ -217,6 +262,8 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
             "train_loss_last_quarter": sum(state["losses"][-quarter:]) / quarter,
             "steps": state["global_step"], "train_seconds": round(state["train_seconds"], 2),
         }
+        if average is not None:
+            average.swap()  # dev selection and the saved model use the averaged weights
         if "dev" in evals:
             dev = evaluate_task(task, evals["dev"])
             record["dev"] = {m: dev.overall[m].f1 for m in dev.overall}
@@ -228,6 +275,8 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
             write_folder_atomically(run_dir / "model", task.save)
         else:
             state["bad_epochs"] += 1
+        if average is not None:
+            average.swap()
         state["history"].append(record)
         if t.patience is not None and state["bad_epochs"] >= t.patience:
             stopped = state["stopped"] = True
@@ -235,7 +284,7 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool
         if t.max_train_seconds is not None and state["train_seconds"] + per_epoch > t.max_train_seconds:
             stopped = state["stopped"] = True  # another epoch would overrun the time budget
         state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, loss_n=0, losses=[])
-        save_checkpoint(run_dir, model, optimizer, scheduler, state)
+        save_checkpoint(run_dir, model, optimizer, scheduler, state, average.state() if average else None)
         (run_dir / "metrics.jsonl").write_text(
             "".join(json.dumps(r) + "\n" for r in state["history"]), encoding="utf-8")
         log.info("epoch %d: %s", epoch + 1, record)
