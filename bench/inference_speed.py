@@ -64,9 +64,7 @@ def main() -> int:
 
     # 3. the reference loop on the first N sentences, against ours on the same sentences
     sample = tokens[: args.reference_limit]
-    ref = EncoderTagger(torch_tagger.model, torch_tagger.tokenizer, torch_tagger.strategy,
-                        torch_tagger.max_subwords, torch_tagger.stride, batch_size=1, pad_to=512,
-                        context=torch_tagger.context, shapes=torch_tagger.shapes)
+    ref = torch_tagger.reference_loop()
     ref_cost = measure(ref, sample, repeats=1, latency_samples=0, warmup=4)
     ours_sample = measure(torch_tagger, sample, repeats=3, latency_samples=0)
     ref_agree = agreement(ref.predict(sample), torch_tagger.predict(sample))

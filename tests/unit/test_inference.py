@@ -34,8 +34,8 @@ def test_batched_one_by_one_and_reference_padding_agree(run: Path) -> None:
     batched = tagger.predict(sents)
     assert [len(t) for t in batched] == [len(s) for s in sents]
     single = [tagger.predict([s])[0] for s in sents]
-    ref = EncoderTagger(tagger.model, tagger.tokenizer, tagger.strategy, tagger.max_subwords,
-                        tagger.stride, batch_size=1, pad_to=512)
+    ref = tagger.reference_loop()
+    assert (ref.batch_size, ref.pad_to) == (1, 512)
     assert agreement(batched, single) == 1.0
     assert agreement(batched, ref.predict(sents)) == 1.0
 

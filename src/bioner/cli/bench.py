@@ -39,9 +39,7 @@ def bench_command(
     rows = [(k, v) for k, v in report.to_dict().items() if k != "extra"]
     if reference_loop:
         sample = tokens[:reference_limit]
-        ref = EncoderTagger(tagger.model, tagger.tokenizer, tagger.strategy, tagger.max_subwords,
-                            tagger.stride, runner=tagger.runner, batch_size=1, pad_to=512,
-                            context=tagger.context, shapes=tagger.shapes)
+        ref = tagger.reference_loop()
         ref_cost = measure(ref, sample, repeats=1, latency_samples=0, warmup=4)
         ours = measure(tagger, sample, repeats=repeats, latency_samples=0)
         report.extra = {

@@ -198,6 +198,15 @@ class EncoderTagger(Tagger):
         self.pad_to = pad_to  # pad every batch to this many sub-words (the reference study's loop)
         self.last_stats: dict[str, Any] = {}
 
+    def reference_loop(self) -> "EncoderTagger":
+        """The same model and encoding run as the reference study's loop does: one sentence per
+        batch, padded to 512 sub-words (the baseline the cost benchmarks compare against)."""
+        ref = EncoderTagger(self.model, self.tokenizer, self.strategy, self.max_subwords, self.stride,
+                            runner=self.runner, batch_size=1, pad_to=512, context=self.context,
+                            shapes=self.shapes)
+        ref.kind = self.kind
+        return ref
+
     def encoder(self) -> SubwordEncoder:
         label2id = {label: i for i, label in enumerate(self.labels)}
         return SubwordEncoder(self.tokenizer, label2id, self.strategy, self.max_subwords, self.stride,

@@ -30,7 +30,8 @@ from bioner.models.tagger import TAGGER_FILE, EncoderTagger, Tagger, pick_device
 def tagger_meta(config: RunConfig) -> dict[str, Any]:
     m = config.model
     return {"kind": m.kind, "subword_strategy": m.subword_strategy, "max_subwords": m.max_subwords,
-            "stride": m.stride, "context": m.context, "word_shape": m.word_shape, "trust_remote_code": m.trust_remote_code, "base_model": m.name,
+            "stride": m.stride, "context": m.context, "word_shape": m.word_shape,
+            "trust_remote_code": m.trust_remote_code, "base_model": m.name,
             "bidirectional": m.bidirectional, "constrained": m.constrained,
             "generation_batch_size": m.generation_batch_size}
 
