@@ -57,7 +57,7 @@ def main() -> int:
         ("test strict P / R", f"{strict.precision:.4f} / {strict.recall:.4f}", ""),
         ("test partial F1", f"{report.overall['partial'].f1:.4f}", ""),
         ("strict F1 by length 1 / 2 / 3+", " / ".join(f"{report.by_length[b]['strict'].f1:.4f}" for b in ("1", "2", "3+")), ""),
-        ("best dev strict F1", f"{result.best_dev_f1:.4f}", ""),
+        ("best dev strict F1", f"{result.best_dev_f1:.4f}" if result.best_dev_f1 is not None else "no dev split", ""),
         ("epochs run (best)", f"{result.epochs_run} ({result.best_epoch})", ""),
         ("training minutes (loop)", f"{result.train_seconds / 60:.1f}", f"<= {args.budget_minutes}"),
         ("wall minutes (with dev evals, test)", f"{wall / 60:.1f}", ""),

@@ -25,7 +25,7 @@ def main() -> int:
     root = Path(os.environ.get("BIONER_DATA_DIR", REPO.parent / "shared" / "datasets"))
     from bioner.corpus.conll import load_conll
     from bioner.evaluate import evaluate
-    from tests.unit.test_evaluate_oracles import perturb
+    from bioner.evaluate.noise import perturb_predictions as perturb
 
     gold = load_conll(root / "BC5CDR" / "test.txt")
     pred = perturb(gold, 0.08, seed=1, types=["Chemical", "Disease"])

@@ -4,7 +4,9 @@
 Bars (2 CPU cores):
   * bioner's torch path >= 10x the reference-style loop (batch 1, padded to 512), same predictions;
   * ONNX int8 >= 2x bioner's torch fp32 path, token agreement >= 99.5%, strict F1 within 0.5 points;
-  * peak RSS for tagging the whole test set <= 1.5 GB.
+  * peak RSS for tagging the whole test set <= 1.5 GB;
+  * bf16 (where the CPU has AMX, or on CUDA): token agreement with fp32 >= 0.995 and strict F1
+    within 0.3 points (the speed is reported, no bar).
 
     python bench/inference_speed.py [--model runs/bench-encoder-BC5CDR] [--reference-limit 300]
 
@@ -41,8 +43,9 @@ def main() -> int:
     from bioner.corpus.conll import load_conll
     from bioner.corpus.datasets import resolve_dataset
     from bioner.evaluate import evaluate
+    from bioner.models import load_tagger
+    from bioner.models.encoder_tagger import EncoderTagger
     from bioner.models.onnx_backend import ONNX_INT8_FILE, export_onnx
-    from bioner.models.tagger import EncoderTagger, load_tagger
 
     quiet_libraries()
     test_path = resolve_dataset("BC5CDR").path("test")
@@ -57,7 +60,7 @@ def main() -> int:
     rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     # 2. torch fp32, bioner's path, on the whole test set
-    torch_tagger = load_tagger(args.model, args.threads, backend="torch")
+    torch_tagger = load_tagger(args.model, args.threads, backend="torch", precision="fp32")
     assert isinstance(torch_tagger, EncoderTagger)
     torch_cost = measure(torch_tagger, tokens, repeats=2, latency_samples=200)
     torch_tags = torch_tagger.predict(tokens)
@@ -81,6 +84,17 @@ def main() -> int:
     f1_torch = evaluate(gold, [type(s)(s.id, s.tokens, t) for s, t in zip(gold, torch_tags)]).overall["strict"].f1
     f1_onnx = evaluate(gold, [type(s)(s.id, s.tokens, t) for s, t in zip(gold, onnx_tags)]).overall["strict"].f1
 
+    # 5. bf16 autocast (AMX on CPU), against fp32 on the same sentences
+    from bioner.models.runtime import has_fast_bf16
+
+    bf16_row = None
+    if has_fast_bf16(torch_tagger.device):
+        bf16_tagger = load_tagger(args.model, args.threads, backend="torch", precision="bf16")
+        bf16_cost = measure(bf16_tagger, tokens, repeats=2, latency_samples=0)
+        bf16_tags = bf16_tagger.predict(tokens)
+        f1_bf16 = evaluate(gold, [type(s)(s.id, s.tokens, t) for s, t in zip(gold, bf16_tags)]).overall["strict"].f1
+        bf16_row = (bf16_cost.sentences_per_s, agreement(torch_tags, bf16_tags), f1_bf16)
+
     speedup_ref = ours_sample.sentences_per_s / ref_cost.sentences_per_s
     speedup_onnx = onnx_cost.sentences_per_s / torch_cost.sentences_per_s
     rows = [
@@ -97,6 +111,14 @@ def main() -> int:
         ("strict F1 torch / ONNX int8", f"{f1_torch:.4f} / {f1_onnx:.4f}", "|diff| <= 0.005"),
         ("peak RSS tagging the test set (torch, own process)", f"{rss_mb:.0f} MB", "<= 1536 MB"),
     ]
+    if bf16_row is not None:
+        rows += [
+            ("torch bf16: sentences/s (speed-up vs fp32)", f"{bf16_row[0]:.1f} ({bf16_row[0] / torch_cost.sentences_per_s:.2f}x)", ""),
+            ("token agreement bf16 vs fp32", f"{bf16_row[1]:.5f}", ">= 0.995"),
+            ("strict F1 fp32 / bf16", f"{f1_torch:.4f} / {bf16_row[2]:.4f}", "|diff| <= 0.003"),
+        ]
+    else:
+        rows.append(("torch bf16", "skipped: no AMX / CUDA bf16 here", ""))
     print("| figure | value | bar |\n|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
@@ -109,6 +131,8 @@ def main() -> int:
         missed.append("ONNX int8 speed-up")
     if agree < 0.995 or abs(f1_torch - f1_onnx) > 0.005:
         missed.append("ONNX int8 accuracy")
+    if bf16_row is not None and (bf16_row[1] < 0.995 or abs(bf16_row[2] - f1_torch) > 0.003):
+        missed.append("bf16 accuracy")
     if rss_mb > 1536:
         missed.append("peak RSS")
     if missed:

@@ -39,10 +39,12 @@ def main() -> int:
     from bioner.corpus.conll import load_conll
     from bioner.corpus.datasets import resolve_dataset
     from bioner.models.encoder import TokenTagger, load_tokenizer
+    from bioner.models.encoder_tagger import EncoderTagger
     from bioner.models.generative import GenerativeTagger
     from bioner.models.llm import build_llm_cls, build_llm_gen, prepare_llm_tokenizer
-    from bioner.models.tagger import EncoderTagger, pick_device
-    from tests.helpers import corpus_texts, tiny_decoder_folder
+    from bioner.models.runtime import pick_device
+    from bioner.models.tiny import corpus_texts
+    from bioner.models.tiny import tiny_decoder as tiny_decoder_folder
 
     quiet_libraries()
     files = resolve_dataset(args.dataset)

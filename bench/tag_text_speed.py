@@ -29,12 +29,12 @@ def main() -> int:
     from bioner.cli import quiet_libraries
     from bioner.corpus.conll import read_conll
     from bioner.corpus.datasets import resolve_dataset
-    from bioner.models.tagger import Tagger
+    from bioner.models import load_tagger
 
     quiet_libraries()
     sents = [" ".join(s.tokens) for s in islice(read_conll(resolve_dataset("BC5CDR").path("test")), args.sentences)]
     text = "\n\n".join(" ".join(sents[k:k + 10]) for k in range(0, len(sents), 10))
-    tagger = Tagger.load(args.model, backend="torch")
+    tagger = load_tagger(args.model, backend="torch")
     tagger.tag_text(text[:2000])  # warm-up
     start = time.perf_counter()
     spans = tagger.tag_text(text)

@@ -2,9 +2,58 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+from hypothesis import strategies as st
+
 from bioner.models.encoder import embedded_model_dir
+
+TYPES = ["Chemical", "Disease", "Gene"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def real_data_dir() -> Path | None:
+    """``$BIONER_DATA_DIR`` if set, else ``../shared/datasets`` beside the checkout."""
+    env = os.environ.get("BIONER_DATA_DIR")
+    candidate = Path(env) if env else REPO.parent / "shared" / "datasets"
+    return candidate if candidate.is_dir() else None
+
+
+def bioner(*args: str, env: dict[str, str] | None = None, check: bool = True,
+           cwd: str | Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a fresh process, as a user would."""
+    proc = subprocess.run([sys.executable, "-m", "bioner", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=900, cwd=cwd)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"bioner {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def dataset_split(data_dir: Path, name: str, split: str) -> Path:
+    path = data_dir / name / f"{split}.txt"
+    if not path.is_file():
+        pytest.skip(f"{path} is missing from the data dir")
+    return path
+
+
+@st.composite
+def valid_iob2(draw: st.DrawFn, max_len: int = 30) -> list[str]:
+    n = draw(st.integers(0, max_len))
+    tags: list[str] = []
+    for _ in range(n):
+        choice = draw(st.sampled_from(["O", "B", "I"]))
+        if choice == "I" and tags and tags[-1] != "O":
+            tags.append("I-" + tags[-1][2:])
+        elif choice == "O":
+            tags.append("O")
+        else:
+            tags.append("B-" + draw(st.sampled_from(TYPES)))
+    return tags
+
 
 
 def tiny_bert_folder(folder: Path, hidden: int = 32, layers: int = 2, max_positions: int = 512) -> Path:
@@ -26,7 +75,7 @@ def tiny_run_folder(folder: Path, labels: list[str], crf: bool = False, seed: in
     import torch
 
     from bioner.config import build_config
-    from bioner.recipes.checkpoint import write_folder_atomically
+    from bioner.files import write_folder_atomically
     from bioner.recipes.tasks import TokenTask
 
     base = tiny_bert_folder(folder / "base")

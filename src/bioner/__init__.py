@@ -1,6 +1,13 @@
 """bioner: biomedical NER with encoders and LLMs under one BIO scheme and one evaluator."""
 
-from bioner.corpus import Sentence, Span, read_conll, spans_to_tags, tags_to_spans, write_conll
+from bioner.corpus import (
+    Sentence,
+    Span,
+    read_conll,
+    spans_to_tags,
+    tags_to_spans,
+    write_conll,
+)
 from bioner.errors import BionerError
 from bioner.evaluate import Report, evaluate
 

@@ -41,3 +41,11 @@ class EvaluationError(BionerError):
 
 class ModelError(BionerError):
     """A model folder, checkpoint or label set that cannot be used as asked."""
+
+
+class TrainingError(BionerError):
+    """Training cannot go on (a non-finite loss, say); the run folder keeps its last good state."""
+
+
+class InputError(BionerError):
+    """A command-line value or input text that cannot be used (names the value)."""

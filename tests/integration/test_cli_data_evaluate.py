@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-
 from bioner.corpus.conll import load_conll, write_conll
-from tests.conftest import dataset_split
-from tests.unit.test_evaluate_oracles import perturb
-
-
-def bioner(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "bioner", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"bioner {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return proc
+from bioner.evaluate.noise import perturb_predictions
+from tests.helpers import bioner, dataset_split
 
 
 def stats_md_rows(data_dir: Path) -> dict[tuple[str, str], list[str]]:
@@ -81,8 +69,8 @@ def test_evaluate_files_json_shape_bootstrap_and_paired(data_dir: Path, tmp_path
     g = tmp_path / "gold.conll"
     write_conll(gold, g)
     good, bad = tmp_path / "a.conll", tmp_path / "b.conll"
-    write_conll(perturb(gold, 0.05, 1, ["Chemical", "Disease"]), good)
-    write_conll(perturb(gold, 0.15, 2, ["Chemical", "Disease"]), bad)
+    write_conll(perturb_predictions(gold, 0.05, 1, ["Chemical", "Disease"]), good)
+    write_conll(perturb_predictions(gold, 0.15, 2, ["Chemical", "Disease"]), bad)
     report = json.loads(bioner("evaluate", "--gold", str(g), "--pred", str(good), "--format", "json",
                                "--bootstrap", "200").stdout)
     assert set(report["overall"]) == {"strict", "exact", "partial", "type"}

@@ -9,9 +9,7 @@ import pytest
 
 from bioner.corpus.conll import load_conll, write_conll
 from bioner.corpus.datasets import sample_dir
-from tests.conftest import dataset_split
-from tests.helpers import corpus_texts, tiny_decoder_folder
-from tests.integration.test_cli_data_evaluate import bioner
+from tests.helpers import bioner, corpus_texts, dataset_split, tiny_decoder_folder
 
 
 def test_llm_cls_learns_on_a_few_hundred_bc5cdr_sentences(data_dir: Path, tmp_path: Path) -> None:

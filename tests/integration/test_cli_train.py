@@ -14,8 +14,7 @@ import pytest
 
 from bioner.corpus.conll import load_conll, write_conll
 from bioner.models.encoder import embedded_model_dir
-from tests.conftest import dataset_split
-from tests.integration.test_cli_data_evaluate import bioner
+from tests.helpers import bioner, dataset_split
 
 SAMPLE = ["--dataset", "sample"]
 

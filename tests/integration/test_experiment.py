@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.helpers import tiny_bert_folder
-from tests.integration.test_cli_data_evaluate import bioner
+from tests.helpers import bioner, tiny_bert_folder
 
 SPEC = """
 name: tiny

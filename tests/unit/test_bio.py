@@ -5,29 +5,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bioner.corpus.bio import (
-    BioRepairs, bilou_to_iob, iob_to_bilou, iob_to_iobes, iobes_to_iob, repair_bio,
-    spans_to_tags, tags_to_spans,
+    BioRepairs,
+    bilou_to_iob,
+    iob_to_bilou,
+    iob_to_iobes,
+    iobes_to_iob,
+    repair_bio,
+    spans_to_tags,
+    tags_to_spans,
 )
 from bioner.corpus.types import Span
 from bioner.errors import BioSchemeError
-
-TYPES = ["Chemical", "Disease", "Gene"]
-
-
-@st.composite
-def valid_iob2(draw: st.DrawFn, max_len: int = 30) -> list[str]:
-    n = draw(st.integers(0, max_len))
-    tags: list[str] = []
-    for _ in range(n):
-        choice = draw(st.sampled_from(["O", "B", "I"]))
-        if choice == "I" and tags and tags[-1] != "O":
-            tags.append("I-" + tags[-1][2:])
-        elif choice == "O":
-            tags.append("O")
-        else:
-            tags.append("B-" + draw(st.sampled_from(TYPES)))
-    return tags
-
+from tests.helpers import TYPES, valid_iob2
 
 any_tags = st.lists(
     st.sampled_from(["O"] + [f"{p}-{t}" for p in "BI" for t in TYPES]), max_size=30

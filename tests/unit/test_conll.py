@@ -8,7 +8,7 @@ import pytest
 from bioner.corpus.conll import load_conll, read_conll, write_conll
 from bioner.corpus.validate import validate_conll
 from bioner.errors import CorpusFormatError
-from tests.conftest import real_data_dir
+from tests.helpers import real_data_dir
 
 
 def write(tmp_path: Path, data: bytes, name: str = "c.txt") -> Path:

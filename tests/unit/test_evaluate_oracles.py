@@ -12,12 +12,11 @@ from nervaluate import Evaluator
 from seqeval.metrics import f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2
 
-from bioner.corpus.bio import spans_to_tags, tags_to_spans
+from bioner.corpus.bio import tags_to_spans
 from bioner.corpus.conll import load_conll
-from bioner.corpus.types import Sentence, Span
 from bioner.evaluate import compare, evaluate
-from tests.conftest import dataset_split
-from tests.unit.test_bio import valid_iob2
+from bioner.evaluate.noise import perturb_predictions
+from tests.helpers import dataset_split, valid_iob2
 
 NERVALUATE_MODE = {"strict": "strict", "exact": "exact", "partial": "partial", "type": "ent_type"}
 
@@ -98,41 +97,11 @@ def test_conlleval_style_repair_equals_seqeval_default_mode() -> None:
     assert evaluate(gold, pred).overall["strict"].f1 == pytest.approx(f1_score(gold, pred))
 
 
-def perturb(sentences: list[Sentence], rate: float, seed: int, types: list[str]) -> list[Sentence]:
-    """Valid-IOB2 predictions with boundary shifts, type swaps, misses and spurious spans."""
-    rng = random.Random(seed)
-    out = []
-    for s in sentences:
-        assert s.tags is not None
-        n = len(s.tokens)
-        spans: list[Span] = []
-        for sp in tags_to_spans(s.tags):
-            r = rng.random()
-            if r < rate:
-                continue  # missed
-            if r < 2 * rate:
-                sp = Span(sp.start, sp.end, rng.choice([t for t in types if t != sp.label] or types))
-            elif r < 3 * rate:
-                start = max(0, min(sp.start + rng.choice([-1, 1]), sp.end - 1))
-                end = max(start + 1, min(n, sp.end + rng.choice([-1, 0, 1])))
-                sp = Span(start, end, sp.label)
-            spans.append(sp)
-        if n > 2 and rng.random() < rate:
-            i = rng.randrange(n - 1)
-            spans.append(Span(i, i + rng.choice([1, 2]), rng.choice(types)))
-        kept: list[Span] = []
-        for sp in sorted(spans):
-            if not kept or sp.start >= kept[-1].end:
-                kept.append(sp)
-        out.append(Sentence(s.id, s.tokens, spans_to_tags(kept, n), source=s.source))
-    return out
-
-
 @pytest.mark.parametrize("name", ["BC5CDR", "JNLPBA"])
 def test_real_test_split_with_perturbed_predictions(data_dir: Path, name: str) -> None:
     gold = load_conll(dataset_split(data_dir, name, "test"))
     types = sorted({sp.label for s in gold for sp in tags_to_spans(s.tags or [])})
-    pred = perturb(gold, 0.08, seed=7, types=types)
+    pred = perturb_predictions(gold, 0.08, seed=7, types=types)
     g_tags = [s.tags or [] for s in gold]
     p_tags = [s.tags or [] for s in pred]
     assert_matches_seqeval_strict(g_tags, p_tags)

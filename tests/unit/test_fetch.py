@@ -15,7 +15,7 @@ import pytest
 from bioner.corpus.conll import load_conll
 from bioner.corpus.fetch import fetch
 from bioner.errors import DatasetNotFoundError
-from tests.integration.test_cli_data_evaluate import bioner
+from tests.helpers import bioner
 
 DOCS = Path(__file__).parents[1] / "fixtures" / "docs"
 TSV = "-DOCSTART-\tO\n\nAspirin\tB-Chemical\ncauses\tO\nulcers\tB-Disease\n.\tO\n\n"

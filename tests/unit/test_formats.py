@@ -7,10 +7,16 @@ from pathlib import Path
 import pytest
 
 from bioner.corpus.conll import load_conll
-from bioner.corpus.documents import ConversionReport, Document, TextSpan, documents_to_sentences, sentence_spans
+from bioner.corpus.documents import (
+    ConversionReport,
+    Document,
+    TextSpan,
+    documents_to_sentences,
+    sentence_spans,
+)
 from bioner.corpus.formats import read_documents, write_documents
 from bioner.errors import CorpusFormatError
-from tests.integration.test_cli_data_evaluate import bioner
+from tests.helpers import bioner
 
 DOCS = Path(__file__).parents[1] / "fixtures" / "docs"
 

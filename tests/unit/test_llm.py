@@ -12,9 +12,9 @@ from bioner.corpus.bio import tags_to_spans
 from bioner.corpus.conll import load_conll
 from bioner.corpus.datasets import sample_dir
 from bioner.encoding.prompts import parse_response
+from bioner.models.encoder import load_tokenizer
 from bioner.models.generative import GenerativeTagger
 from bioner.models.llm import build_llm_cls, build_llm_gen, prepare_llm_tokenizer
-from bioner.models.encoder import load_tokenizer
 from tests.helpers import corpus_texts, tiny_decoder_folder
 
 LABELS = ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]

@@ -6,9 +6,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from bioner.encoding.subwords import IGNORE, N_SHAPES, SubwordEncoder, _windows, case_shape, stitch
+from bioner.encoding.subwords import (
+    IGNORE,
+    N_SHAPES,
+    SubwordEncoder,
+    _windows,
+    case_shape,
+    stitch,
+)
 from bioner.models.encoder import build_encoder, load_tokenizer
-from bioner.models.tagger import EncoderTagger
+from bioner.models.encoder_tagger import EncoderTagger
 from tests.helpers import tiny_bert_folder
 
 LABELS = ["O", "B-Chemical", "I-Chemical"]
@@ -89,7 +96,7 @@ def test_tagger_predicts_one_tag_per_word_for_a_long_sentence(tiny: Path, crf: b
     out = tagger.predict([words, [], short])
     assert [len(t) for t in out] == [3000, 0, 2]
     assert all(t in LABELS for t in out[0])
-    if crf:  # Viterbi under IOB2 constraints never emits an I- that continues nothing
+    if crf:  # CRF output is valid IOB2, also across window cuts: no I- that continues nothing
         for prev, cur in zip(["O"] + out[0], out[0]):
             assert not (cur.startswith("I-") and prev == "O")
     # the same words alone or in a batch get the same tags (batching is invisible)
@@ -180,8 +187,8 @@ def test_word_shape_model_starts_as_the_pretrained_one_and_learns_casing(tiny: P
         opt.zero_grad()
     task.model.eval()
     task.save(tmp_path / "model")
-    from bioner.models.tagger import Tagger
+    from bioner.models import load_tagger
 
-    tagger = Tagger.load(tmp_path / "model", backend="torch")
+    tagger = load_tagger(tmp_path / "model", backend="torch")
     assert tagger.predict([["NO", "was", "given"], ["no", "was", "given"]]) == \
         [["B-Chemical", "O", "O"], ["O", "O", "O"]]

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bioner.models.tagger import Tagger
-from tests.helpers import tiny_run_folder
-from tests.integration.test_cli_data_evaluate import bioner
+from bioner.models import load_tagger
+from tests.helpers import bioner, tiny_run_folder
 
 LABELS = ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
 TEXT = ("Lithium-induced  nephrogenic diabetes insipidus\tappeared (p < 0.05). "
@@ -24,7 +23,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_tag_text_offsets_are_exact(run: Path) -> None:
-    spans = Tagger.load(run).tag_text(TEXT)
+    spans = load_tagger(run).tag_text(TEXT)
     assert spans, "a random model still predicts some entities"
     for s in spans:
         assert TEXT[s.start:s.end] == s.text and s.label in ("Chemical", "Disease")
@@ -35,8 +34,8 @@ def test_tag_text_offsets_are_exact(run: Path) -> None:
 STREAM_SCRIPT = """
 import resource, sys
 from bioner.corpus.documents import Document
-from bioner.models.tagger import Tagger
-tagger = Tagger.load(sys.argv[1])
+from bioner.models import Tagger, load_tagger
+tagger = load_tagger(sys.argv[1])
 sentence = "Cisplatin (2.5 mg/kg) induced acute renal failure in rats, as Smith et al. noted. "
 big = (sentence * 12 + "\\n\\n") * 1020
 assert len(big) > 1_000_000
@@ -61,8 +60,11 @@ def test_tag_documents_streams_in_order_with_bounded_memory(run: Path) -> None:
 
 def test_predict_cli_text_and_documents(run: Path, tmp_path: Path) -> None:
     lines = bioner("predict", "--model", str(run), "--text", TEXT).stdout.splitlines()
-    for line in lines:
-        span = json.loads(line)
+    assert len(lines) == 1  # one record, the same shape as documents JSONL
+    record = json.loads(lines[0])
+    assert record["id"] == "text" and record["text"] == TEXT
+    assert record["spans"] == [s.to_dict() for s in load_tagger(run).tag_text(TEXT)]
+    for span in record["spans"]:
         assert TEXT[span["start"]:span["end"]] == span["text"]
     docs = Path(__file__).parents[1] / "fixtures" / "docs" / "tiny.pubtator"
     for name in ("out.xml", "out.conll"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from bioner.recipes.train import WeightAverage
+from bioner.recipes.optim import WeightAverage
 
 
 def test_average_follows_the_weights_and_swaps_back() -> None:

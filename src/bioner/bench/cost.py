@@ -1,6 +1,10 @@
-"""Measure what tagging costs, like-for-like: warm-up kept apart, prediction timed alone
-(never metrics), device synchronised before the clock is read, and an efficiency figure
-(achieved FLOP/s over a stated peak, as nanoGPT's MFU) beside the times."""
+"""The one cost meter: what tagging costs, like-for-like, for every tagger kind.
+
+Warm-up kept apart, prediction timed alone (never metrics), the device synchronised before the
+clock is read, several repeats (median), batch-1 latency, memory, parameters, the precision
+that ran, and an efficiency figure (achieved FLOP/s over a stated peak, as nanoGPT's MFU) where
+the tagger can count its FLOPs.  ``bioner bench``, the benchmarks and the experiment runner all
+call :func:`measure`."""
 
 from __future__ import annotations
 
@@ -15,12 +19,14 @@ from typing import Any
 
 import torch
 
-from bioner.models.tagger import EncoderTagger
+from bioner.models.base import Tagger
 
 
 @dataclass(slots=True)
 class CostReport:
+    kind: str
     backend: str
+    precision: str
     device: str
     threads: int
     n_sentences: int
@@ -38,7 +44,7 @@ class CostReport:
     peak_gpu_mb: float | None
     params_total: int
     params_trainable: int
-    achieved_flops_per_s: float
+    achieved_flops_per_s: float | None
     peak_flops_per_s: float | None
     peak_flops_basis: str
     efficiency: float | None
@@ -67,24 +73,14 @@ def cpu_peak_flops(threads: int) -> tuple[float | None, str]:
     return peak, f"{threads} cores x {per_cycle} fp32 FLOP/cycle x {mhz:.0f} MHz ({platform.processor() or 'cpu'})"
 
 
-def forward_flops(tagger: EncoderTagger, window_lengths: Sequence[int]) -> float:
-    """≈ 2 FLOPs per non-embedding weight per sub-word, plus attention (4·L·d·n² per window)."""
-    model = tagger.model.backbone
-    config = model.config  # type: ignore[attr-defined]
-    embed = sum(p.numel() for n, p in model.named_parameters() if "embeddings" in n)
-    dense = sum(p.numel() for p in model.parameters()) - embed
-    layers = getattr(config, "num_hidden_layers", 0)
-    hidden = getattr(config, "hidden_size", 0)
-    total = sum(window_lengths)
-    return 2.0 * dense * total + 4.0 * layers * hidden * sum(n * n for n in window_lengths)
-
-
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def measure(tagger: EncoderTagger, token_lists: Sequence[Sequence[str]], repeats: int = 3,
+def measure(tagger: Tagger, token_lists: Sequence[Sequence[str]], repeats: int = 3,
             latency_samples: int = 200, warmup: int = 32) -> CostReport:
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1 (got {repeats})")
     cuda = torch.cuda.is_available() and next(tagger.model.parameters()).is_cuda
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     tagger.predict(token_lists[:warmup])  # warm-up: allocator, kernels, caches
@@ -96,26 +92,28 @@ def measure(tagger: EncoderTagger, token_lists: Sequence[Sequence[str]], repeats
         sync()
         times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
-    stats = tagger.last_stats
-    enc = tagger.encoder()
-    lengths = [len(w) for w in enc.encode_many(token_lists)]
+    stats = dict(tagger.last_stats)
+    words = int(stats.get("words", sum(len(t) for t in token_lists)))
+    subwords = int(stats.get("subwords", 0))
     lat = []
-    for words in token_lists[:latency_samples]:
+    for sentence in token_lists[:latency_samples]:
         start = time.perf_counter()
-        tagger.predict([words])
+        tagger.predict([sentence])
         sync()
         lat.append(1000 * (time.perf_counter() - start))
     lat.sort()
     threads = torch.get_num_threads()
-    achieved = forward_flops(tagger, lengths) / seconds
+    flops = tagger.forward_flops(token_lists)
+    achieved = flops / seconds if flops is not None else None
     peak, basis = (None, "GPU peak not stated") if cuda else cpu_peak_flops(threads)
     params = list(tagger.model.parameters())
     return CostReport(
-        backend=tagger.backend, device=torch.cuda.get_device_name() if cuda else f"cpu ({os.cpu_count()} cores)",
-        threads=threads, n_sentences=len(token_lists), n_words=int(stats.get("words", 0)),
-        n_subwords=int(stats.get("subwords", 0)), repeats=repeats, seconds=seconds,
-        sentences_per_s=len(token_lists) / seconds, words_per_s=stats.get("words", 0) / seconds,
-        subwords_per_s=stats.get("subwords", 0) / seconds,
+        kind=tagger.kind, backend=str(getattr(tagger, "backend", "torch")), precision=tagger.precision,
+        device=torch.cuda.get_device_name() if cuda else f"cpu ({os.cpu_count()} cores)",
+        threads=threads, n_sentences=len(token_lists), n_words=words,
+        n_subwords=subwords, repeats=repeats, seconds=seconds,
+        sentences_per_s=len(token_lists) / seconds, words_per_s=words / seconds,
+        subwords_per_s=subwords / seconds,
         latency_p50_ms=lat[len(lat) // 2] if lat else 0.0,
         latency_p95_ms=lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else 0.0,
         latency_samples=len(lat), peak_rss_mb=peak_rss_mb(),
@@ -123,7 +121,7 @@ def measure(tagger: EncoderTagger, token_lists: Sequence[Sequence[str]], repeats
         params_total=sum(p.numel() for p in params),
         params_trainable=sum(p.numel() for p in params if p.requires_grad),
         achieved_flops_per_s=achieved, peak_flops_per_s=peak, peak_flops_basis=basis,
-        efficiency=achieved / peak if peak else None,
+        efficiency=achieved / peak if peak and achieved is not None else None,
     )
 
 

@@ -1,7 +1,7 @@
 """The ``bioner`` command line: thin commands over library functions, one file each.
 
 Main flow for a newcomer: ``train.py`` → :mod:`bioner.recipes.train`; ``evaluate.py`` →
-:mod:`bioner.evaluate`; ``predict.py`` → :mod:`bioner.models.tagger`.
+:mod:`bioner.evaluate`; ``predict.py`` → :func:`bioner.models.load_tagger`.
 """
 
 from __future__ import annotations
@@ -43,13 +43,18 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     quiet_libraries()
     try:
-        app()
+        # standalone_mode=False: bioner, not the CLI framework, decides what Ctrl-C and usage errors print
+        code = app(standalone_mode=False)
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        code = 130
+    except typer.TyperException as exc:  # usage errors: bad option values, missing arguments
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(getattr(exc, "exit_code", 2))
     except BionerError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
     except Exception as exc:  # a bug or an environment problem: say so, keep the traceback opt-in
         if os.environ.get("BIONER_DEBUG"):
             raise
@@ -57,3 +62,7 @@ def main() -> None:
                    "(this is likely a bioner bug; rerun with BIONER_DEBUG=1 for the traceback and report it)",
                    err=True)
         sys.exit(2)
+    if code == 130:  # the framework turns Ctrl-C into exit code 130
+        typer.echo("interrupted", err=True)
+    if isinstance(code, int) and code:
+        sys.exit(code)

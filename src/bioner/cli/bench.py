@@ -8,36 +8,55 @@ from typing import Annotated
 
 import typer
 
+from bioner.cli.options import (
+    AllowPickle,
+    Precision,
+    Threads,
+    TrustRemoteCode,
+    at_least,
+)
 from bioner.cli.output import Format, emit
 from bioner.corpus.conll import read_conll
 from bioner.corpus.datasets import resolve_dataset
+from bioner.errors import InputError
 
 
 def bench_command(
     model: Annotated[Path, typer.Option(help="Run folder from `bioner train`.")],
     dataset: Annotated[str, typer.Option(help="Dataset name or folder whose sentences are tagged.")],
     split: Annotated[str, typer.Option(help="Split to tag.")] = "test",
-    limit: Annotated[int | None, typer.Option(help="Only the first N sentences.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Max windows per batch (default: by tokens).")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Max padded sub-words per batch (default: 1024 on CPU, 16384 on GPU).")] = None,
+    limit: Annotated[int | None, typer.Option(callback=at_least(1), help="Only the first N sentences.")] = None,
+    batch_size: Annotated[int | None, typer.Option(callback=at_least(1), help="Max windows per batch (default: by tokens; encoders).")] = None,
+    max_tokens: Annotated[int | None, typer.Option(callback=at_least(16), help="Max padded sub-words per batch (default: the run's, 1024 on CPU, 16384 on GPU; encoders).")] = None,
     backend: Annotated[str, typer.Option(help="torch, onnx, onnx-fp32 or auto.")] = "torch",
-    threads: Annotated[int | None, typer.Option(help="CPU threads.")] = None,
-    repeats: Annotated[int, typer.Option(help="Timed repeats (median reported).")] = 3,
-    reference_loop: Annotated[bool, typer.Option(help="Also time the reference study's loop (batch 1, padded to 512).")] = False,
-    reference_limit: Annotated[int, typer.Option(help="Sentences for the reference loop.")] = 300,
+    threads: Threads = None,
+    precision: Precision = None,
+    repeats: Annotated[int, typer.Option(callback=at_least(1), help="Timed repeats (median reported).")] = 3,
+    reference_loop: Annotated[bool, typer.Option(help="Also time the reference study's loop (batch 1, padded to 512; encoders).")] = False,
+    reference_limit: Annotated[int, typer.Option(callback=at_least(1), help="Sentences for the reference loop.")] = 300,
     fmt: Annotated[Format, typer.Option("--format", help="json or md.")] = Format.md,
+    trust_remote_code: TrustRemoteCode = False,
+    allow_pickle: AllowPickle = False,
 ) -> None:
     """Time prediction only (never metrics), after a warm-up, over several repeats."""
     from bioner.bench.cost import agreement, measure
-    from bioner.models.tagger import EncoderTagger, load_tagger
+    from bioner.models import load_tagger
+    from bioner.models.encoder_tagger import EncoderTagger
 
-    tagger = load_tagger(model, threads, backend)
-    assert isinstance(tagger, EncoderTagger)
-    tagger.max_tokens, tagger.batch_size = max_tokens or tagger.max_tokens, batch_size
+    tagger = load_tagger(model, threads, backend, precision=precision, trust_remote_code=trust_remote_code,
+                         allow_pickle=allow_pickle)
+    encoder = isinstance(tagger, EncoderTagger)
+    if not encoder and (batch_size or max_tokens or reference_loop):
+        raise InputError(f"--batch-size, --max-tokens and --reference-loop apply to encoder and llm-cls "
+                         f"runs; {model} is a {tagger.kind} run")
+    if isinstance(tagger, EncoderTagger):
+        tagger.max_tokens, tagger.batch_size = max_tokens or tagger.max_tokens, batch_size
     tokens = [s.tokens for s in islice(read_conll(resolve_dataset(dataset).path(split)), limit)]
+    if not tokens:
+        raise InputError(f"{dataset} {split} holds no sentences to time")
     report = measure(tagger, tokens, repeats=repeats)
     rows = [(k, v) for k, v in report.to_dict().items() if k != "extra"]
-    if reference_loop:
+    if reference_loop and isinstance(tagger, EncoderTagger):
         sample = tokens[:reference_limit]
         ref = tagger.reference_loop()
         ref_cost = measure(ref, sample, repeats=1, latency_samples=0, warmup=4)

@@ -9,8 +9,14 @@ from typing import Annotated
 import typer
 
 from bioner.corpus.conll import write_conll
-from bioner.corpus.documents import ConversionReport, documents_to_sentences
+from bioner.corpus.documents import (
+    OVERLAP_POLICIES,
+    ConversionReport,
+    documents_to_sentences,
+)
 from bioner.corpus.formats import guess_format, read_documents, write_documents
+from bioner.errors import InputError
+from bioner.files import check_output
 
 
 def convert_command(
@@ -21,6 +27,11 @@ def convert_command(
     overlap: Annotated[str, typer.Option(help="Overlapping/nested annotations: longest, first or error.")] = "longest",
 ) -> None:
     """Convert documents; every annotation that did not map cleanly is counted and listed."""
+    if overlap not in OVERLAP_POLICIES:
+        raise InputError(f"--overlap {overlap!r}: one of {', '.join(OVERLAP_POLICIES)}")
+    check_output(target, [source])  # before anything is read
+    if not source.exists():
+        raise InputError(f"{source} does not exist")
     report = ConversionReport()
     docs = read_documents(source, from_format, report)
     fmt = to_format or guess_format(target)

@@ -12,6 +12,7 @@ from bioner.cli.output import Format, emit
 from bioner.corpus.datasets import DatasetFiles, resolve_dataset
 from bioner.corpus.stats import file_stats, stats_markdown
 from bioner.corpus.validate import validate_conll
+from bioner.errors import InputError
 
 app = typer.Typer(help="Corpus statistics, validation and conversion.", no_args_is_help=True)
 app.command("convert")(convert_command)
@@ -69,7 +70,12 @@ def fetch_command(
     from bioner.corpus.datasets import data_dir as default_data_dir
     from bioner.corpus.fetch import fetch
 
-    pins = dict(item.split("=", 1) for item in sha256 or [])
+    pins: dict[str, str] = {}
+    for item in sha256 or []:
+        part, sep, digest = item.partition("=")
+        if not sep or not part or not digest:
+            raise InputError(f"--sha256 {item!r}: expected PART=HEX, e.g. train=<64 hex characters>")
+        pins[part] = digest
     folder, warnings = fetch(name, data_dir or default_data_dir(), from_file=from_file, mirror=mirror,
                              sha256=pins, force=force)
     for warning in warnings:

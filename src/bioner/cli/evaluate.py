@@ -8,11 +8,13 @@ from typing import Annotated
 
 import typer
 
+from bioner.cli.options import AllowPickle, Precision, TrustRemoteCode, at_least
 from bioner.cli.output import Format, emit
 from bioner.corpus.conll import load_conll, read_conll
 from bioner.corpus.datasets import resolve_dataset
 from bioner.errors import BionerError
 from bioner.evaluate import compare, evaluate
+from bioner.files import check_output
 
 
 def evaluate_command(
@@ -21,25 +23,32 @@ def evaluate_command(
     model: Annotated[Path | None, typer.Option(help="A run folder from `bioner train`; predicts, then scores.")] = None,
     dataset: Annotated[str | None, typer.Option(help="Dataset name or folder (with --model).")] = None,
     split: Annotated[str, typer.Option(help="Split to score with --model.")] = "test",
-    limit: Annotated[int | None, typer.Option(help="Score only the first N sentences.")] = None,
+    limit: Annotated[int | None, typer.Option(callback=at_least(1), help="Score only the first N sentences.")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="json or md.")] = Format.md,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for 95% intervals (0: none).")] = 0,
+    bootstrap: Annotated[int, typer.Option(callback=at_least(0), help="Bootstrap resamples for 95% intervals (0: none).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap / paired test.")] = 42,
     paired: Annotated[bool, typer.Option(help="With two --pred: test that the first beats the second.")] = False,
     test: Annotated[str, typer.Option(help="Paired test: permutation (approximate randomization) or bootstrap.")] = "permutation",
-    resamples: Annotated[int, typer.Option(help="Resamples of the paired test.")] = 10_000,
+    resamples: Annotated[int, typer.Option(callback=at_least(100), help="Resamples of the paired test (at least 100).")] = 10_000,
     strict_bio: Annotated[bool, typer.Option(help="Fail on invalid IOB2 instead of repairing I- to B-.")] = False,
     output: Annotated[Path | None, typer.Option(help="Write the report here instead of stdout.")] = None,
     free_generation: Annotated[bool, typer.Option(help="llm-gen models: generate freely, then align (not constrained).")] = False,
+    precision: Precision = None,
+    trust_remote_code: TrustRemoteCode = False,
+    allow_pickle: AllowPickle = False,
 ) -> None:
     """Score predictions: strict/exact/partial/type, per type, per entity length, with intervals."""
+    check_output(output, [gold, *(pred or [])])
     if model is not None:
-        from bioner.models.tagger import load_tagger
+        from bioner.models import load_tagger
 
         if dataset is None:
             raise BionerError("--model needs --dataset NAME|FOLDER (and optionally --split)")
-        gold_sents = list(islice(read_conll(resolve_dataset(dataset).path(split)), limit))
-        tagger = load_tagger(model)
+        gold_path = resolve_dataset(dataset).path(split)
+        check_output(output, [gold_path])
+        gold_sents = list(islice(read_conll(gold_path), limit))
+        tagger = load_tagger(model, precision=precision, trust_remote_code=trust_remote_code,
+                             allow_pickle=allow_pickle)
         if free_generation:
             if not hasattr(tagger, "constrained"):
                 raise BionerError("--free-generation applies to llm-gen models only")

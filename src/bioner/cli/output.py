@@ -9,6 +9,8 @@ from typing import Any
 
 import typer
 
+from bioner.files import write_text_atomic
+
 
 class Format(str, Enum):
     json = "json"
@@ -18,7 +20,6 @@ class Format(str, Enum):
 def emit(payload: Any, markdown: str, fmt: Format, output: Path | None = None) -> None:
     text = json.dumps(payload, indent=2, ensure_ascii=False) if fmt is Format.json else markdown
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text + "\n", encoding="utf-8")
+        write_text_atomic(output, text + "\n")
     else:
         typer.echo(text)

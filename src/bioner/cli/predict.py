@@ -4,38 +4,65 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from bioner.cli.options import AllowPickle, Backend, Precision, Threads, TrustRemoteCode
 from bioner.corpus.conll import load_conll, write_conll
-from bioner.corpus.formats import guess_format
-from bioner.errors import BionerError
+from bioner.corpus.documents import Document, documents_to_sentences
+from bioner.corpus.formats import (
+    document_record,
+    guess_format,
+    read_documents,
+    write_documents,
+)
+from bioner.errors import BionerError, InputError
+from bioner.files import check_output
 
 CONLL_SUFFIXES = (".conll", ".tsv", ".iob", ".bio")
+
+
+def checked_text(text: str) -> str:
+    """Text from the command line, refused (not mangled) when it is not valid UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raw = text.encode("utf-8", "surrogateescape")[max(0, exc.start - 10):exc.end + 10]
+        raise InputError(f"--text is not valid UTF-8 (bad byte near {raw!r}); pass UTF-8 text or "
+                         "put it in a file and use --input") from None
+    return text
 
 
 def predict_command(
     model: Annotated[Path, typer.Option(help="Run folder from `bioner train`.")],
     input: Annotated[Path | None, typer.Option(help="CoNLL tokens (.conll/.tsv, or a .txt that reads as CoNLL: tags ignored) or documents (.txt one per line, .jsonl, .pubtator, .xml/.json BioC, brat folder).")] = None,
     output: Annotated[Path | None, typer.Option(help="Output: .conll, .jsonl, .pubtator, .xml, .json or a brat folder (default: stdout).")] = None,
-    text: Annotated[str | None, typer.Option(help="Raw text to tag; prints spans with character offsets.")] = None,
+    text: Annotated[str | None, typer.Option(help="Raw text to tag; writes one JSONL record {id, text, spans}.")] = None,
     from_format: Annotated[str | None, typer.Option("--from", help="Input format if the name does not tell.")] = None,
     to_format: Annotated[str | None, typer.Option("--to", help="Output format if the name does not tell.")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads.")] = None,
-    backend: Annotated[str, typer.Option(help="auto, torch, onnx or onnx-fp32.")] = "auto",
+    threads: Threads = None,
+    backend: Backend = "auto",
+    precision: Precision = None,
+    trust_remote_code: TrustRemoteCode = False,
+    allow_pickle: AllowPickle = False,
 ) -> None:
     """Write predicted tags beside tokens, or entity spans with exact offsets for documents."""
-    from bioner.corpus.formats import read_documents, write_documents
-    from bioner.models.tagger import load_tagger
+    from bioner.models import load_tagger
 
     if (input is None) == (text is None):
         raise BionerError("give exactly one of --input FILE or --text 'some text'")
-    tagger = load_tagger(model, threads, backend)
     if text is not None:
-        for span in tagger.tag_text(text):
-            typer.echo(json.dumps(span.to_dict(), ensure_ascii=False))
+        text = checked_text(text)
+    check_output(output, [input])  # before anything is read or loaded
+    if input is not None and not input.exists():
+        raise InputError(f"--input {input} does not exist")
+    tagger = load_tagger(model, threads, backend, precision=precision, trust_remote_code=trust_remote_code,
+                         allow_pickle=allow_pickle)
+    if text is not None:
+        _write_documents(tagger.tag_documents([Document("text", text)]), output, to_format)
         return
     assert input is not None  # narrowed by the check above
     suffix = input.suffix.lower()
@@ -50,16 +77,16 @@ def predict_command(
     from tqdm import tqdm
 
     docs = tqdm(read_documents(input, from_format), desc="tagging", unit="doc", disable=not sys.stderr.isatty())
-    tagged = tagger.tag_documents(docs)
+    _write_documents(tagger.tag_documents(docs), output, to_format)
+
+
+def _write_documents(tagged: Iterable[Document], output: Path | None, to_format: str | None) -> None:
     if output is None:
         for doc in tagged:
-            typer.echo(json.dumps({"id": doc.id, "text": doc.text, "spans": [s.to_dict() for s in doc.spans]},
-                                  ensure_ascii=False))
+            typer.echo(json.dumps(document_record(doc), ensure_ascii=False))
         return
     fmt = to_format or ("conll" if output.suffix.lower() in CONLL_SUFFIXES else None)
     if fmt == "conll":
-        from bioner.corpus.documents import documents_to_sentences
-
         n = write_conll(documents_to_sentences(tagged), output)
         typer.echo(f"wrote {n} sentences to {output}", err=True)
         return

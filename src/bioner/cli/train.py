@@ -46,8 +46,9 @@ def train_command(
     cfg = build_config(preset, config, flags, overrides)
     result = run_training(cfg, out, resume=resume)
     typer.echo(f"run folder: {result.run_dir}")
-    typer.echo(f"best epoch {result.best_epoch} of {result.epochs_run}, dev strict F1 {result.best_dev_f1:.4f}, "
-               f"training {result.train_seconds:.0f} s")
+    typer.echo(f"kept epoch {result.best_epoch} of {result.epochs_run} ({result.selection}"
+               + (f": {result.best_dev_f1:.4f}" if result.best_dev_f1 is not None else "")
+               + f"), training {result.train_seconds:.0f} s")
     if result.test_report is not None:
         typer.echo("")
         typer.echo("test:")

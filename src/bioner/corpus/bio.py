@@ -9,19 +9,15 @@ of conlleval and of the datasets' ``stats.py``) and counted; with ``strict=True`
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bioner.corpus.labels import OUTSIDE, TAG_PATTERNS, is_valid_tag
 from bioner.corpus.types import Span
 from bioner.errors import BioSchemeError
 
-OUTSIDE = "O"
-TAG_PATTERNS = {
-    "iob2": re.compile(r"^(O|[BI]-\S.*)$"),
-    "iobes": re.compile(r"^(O|[BIES]-\S.*)$"),
-    "bilou": re.compile(r"^(O|[BILU]-\S.*)$"),
-}
+__all__ = ["OUTSIDE", "TAG_PATTERNS", "BioRepairs", "is_valid_tag", "tags_to_spans", "spans_to_tags",
+           "repair_bio", "iob_to_iobes", "iob_to_bilou", "iobes_to_iob", "bilou_to_iob"]
 
 
 @dataclass(slots=True)
@@ -42,10 +38,6 @@ class BioRepairs:
     def to_dict(self) -> dict[str, int]:
         return {"I_after_O": self.i_after_o, "I_after_other_type": self.i_after_other_type,
                 "total": self.total}
-
-
-def is_valid_tag(tag: str, scheme: str = "iob2") -> bool:
-    return TAG_PATTERNS[scheme].match(tag) is not None
 
 
 def tags_to_spans(
@@ -156,7 +148,3 @@ def iobes_to_iob(tags: Sequence[str]) -> list[str]:
 
 bilou_to_iob = iobes_to_iob
 
-
-def labels_of(tags: Sequence[str]) -> set[str]:
-    """Entity types named by a tag sequence (without the ``B-``/``I-`` prefixes)."""
-    return {t[2:] for t in tags if t != OUTSIDE}

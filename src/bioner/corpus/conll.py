@@ -9,9 +9,7 @@ a :class:`~bioner.errors.CorpusFormatError` naming the file and line; nothing is
 from __future__ import annotations
 
 import io
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import IO
 from bioner.corpus.bio import TAG_PATTERNS
 from bioner.corpus.types import Sentence
 from bioner.errors import CorpusFormatError
+from bioner.files import atomic_write
 
 _SPACES = re.compile(r"[ \t]+")
 DOCSTART = "-DOCSTART-"
@@ -98,6 +97,14 @@ def iter_conll(
             if lineno == 1 and line.startswith("\ufeff"):
                 line = line[1:]
             line = line.rstrip(" \t\r\n")
+            if "\r" in line:
+                bad = True
+                yield CorpusFormatError(
+                    path, lineno,
+                    "carriage return inside a line: the file has old-Mac (CR-only) line ends, which would "
+                    "merge its lines into one; convert them first (e.g. tr '\\r' '\\n' < in > out)",
+                )
+                continue
             if not line:
                 sent = flush()
                 if sent is not None:
@@ -185,17 +192,9 @@ def write_conll(sentences: Iterable[Sentence], path: str | Path | IO[str], sep: 
             path.write(line)  # type: ignore[union-attr]
             n += line == "\n"
         return n
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     n = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            for line in format_conll(sentences, sep):
-                out.write(line)
-                n += line == "\n"
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, newline="\n") as out:
+        for line in format_conll(sentences, sep):
+            out.write(line)
+            n += line == "\n"
     return n

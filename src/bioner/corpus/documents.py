@@ -126,7 +126,7 @@ def documents_to_sentences(docs: Iterable[Document], overlap: str = "longest",
                 report.note("widened_to_tokens", doc.id, span, "boundary inside a token: widened to whole tokens")
             new = Span(first, last + 1, span.label)
             existing = per_sentence.setdefault(k, [])
-            if any(e.start < new.end and new.start < e.end for e in existing):
+            if any(e.overlaps(new) for e in existing):
                 report.note("overlapping", doc.id, span, "overlaps another span once widened to tokens; dropped")
                 continue
             existing.append(new)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import tarfile
 import time
 import urllib.request
@@ -21,7 +22,10 @@ from pathlib import Path
 from bioner.corpus.conll import read_conll, write_conll
 from bioner.corpus.documents import ConversionReport, documents_to_sentences
 from bioner.corpus.formats import read_pubtator
-from bioner.errors import DatasetNotFoundError
+from bioner.errors import CorpusFormatError, DatasetNotFoundError
+from bioner.files import write_folder_atomically, write_text_atomic
+
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 MTL = "https://raw.githubusercontent.com/cambridgeltl/MTL-Bioinformatics-2016/master/data"
 UPSTREAM_PREFIXES = (MTL, "https://ftp.ncbi.nlm.nih.gov/pub/lu")
@@ -99,7 +103,13 @@ def fetch(name: str, data_dir: Path, *, from_file: Path | None = None, mirror: s
     if target.exists() and any(target.iterdir()) and not force:
         raise DatasetNotFoundError(f"{target} already exists; pass --force to replace it")
     mirror = mirror or os.environ.get("BIONER_FETCH_MIRROR")
-    expected = {**source.sha256, **(sha256 or {})}
+    for key, digest in (sha256 or {}).items():
+        if key not in source.urls:
+            raise DatasetNotFoundError(f"--sha256 {key}=…: {canonical} has no part '{key}' "
+                                       f"(parts: {', '.join(source.urls)})")
+        if not _SHA256.match(digest):
+            raise DatasetNotFoundError(f"--sha256 {key}={digest}: a SHA-256 digest is 64 hexadecimal characters")
+    expected = {**source.sha256, **{k: v.lower() for k, v in (sha256 or {}).items()}}
     warnings: list[str] = []
     blobs: dict[str, bytes] = {}
     digests: dict[str, str] = {}
@@ -111,7 +121,15 @@ def fetch(name: str, data_dir: Path, *, from_file: Path | None = None, mirror: s
         if key not in expected:
             warnings.append(f"{key}: no pinned checksum; recorded sha256 {digest} in SOURCE.md")
         blobs[key], digests[key] = data, digest
-    target.mkdir(parents=True, exist_ok=True)
+    # every split and SOURCE.md are written into a fresh folder that replaces ``target`` only
+    # when all of them are complete: a failure leaves the old dataset whole
+    write_folder_atomically(target, lambda folder: _write_dataset(folder, canonical, source, blobs, digests,
+                                                                  from_file))
+    return target, warnings
+
+
+def _write_dataset(target: Path, canonical: str, source: Source, blobs: dict[str, bytes],
+                   digests: dict[str, str], from_file: Path | None) -> None:
     report = ConversionReport()
     counts: dict[str, int] = {}
     if source.kind == "conll":
@@ -120,6 +138,8 @@ def fetch(name: str, data_dir: Path, *, from_file: Path | None = None, mirror: s
             tmp.write_bytes(data)
             try:
                 counts[split] = write_conll(read_conll(tmp), target / f"{split}.txt")
+            except CorpusFormatError as exc:  # name the file the user knows, not the temporary copy
+                raise CorpusFormatError(_origin(source.urls[split], from_file), exc.line, exc.problem) from None
             finally:
                 tmp.unlink()
     else:
@@ -131,6 +151,9 @@ def fetch(name: str, data_dir: Path, *, from_file: Path | None = None, mirror: s
             try:
                 counts[split] = write_conll(documents_to_sentences(read_pubtator(tmp), "longest", report),
                                             target / f"{split}.txt")
+            except CorpusFormatError as exc:
+                raise CorpusFormatError(f"{_origin(source.urls['archive'], from_file)}:{member}", exc.line,
+                                        exc.problem) from None
             finally:
                 tmp.unlink()
     lines = [f"# {canonical}", "", f"Fetched by `bioner data fetch` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
@@ -142,8 +165,14 @@ def fetch(name: str, data_dir: Path, *, from_file: Path | None = None, mirror: s
     if source.kind != "conll":
         summary = {k: v for k, v in report.to_dict().items() if k != "details" and v}
         lines += ["", f"Conversion (own tokenization, overlaps: longest kept): {summary}"]
-    (target / "SOURCE.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return target, warnings
+    write_text_atomic(target / "SOURCE.md", "\n".join(lines) + "\n")
+
+
+def _origin(url: str, from_file: Path | None) -> str:
+    """Where a part came from, as the user named it: the URL, or the file inside --from-file."""
+    if from_file is None:
+        return url
+    return str(from_file / "/".join(url.rsplit("/", 2)[-2:])) if from_file.is_dir() else f"{from_file}:{url.rsplit('/', 1)[-1]}"
 
 
 def _obtain(source: Source, url: str, from_file: Path | None, mirror: str | None) -> bytes:

@@ -13,11 +13,8 @@ from pathlib import Path
 
 from bioner.corpus.bio import BioRepairs, tags_to_spans
 from bioner.corpus.conll import read_conll
+from bioner.corpus.labels import LENGTH_BUCKETS, length_bucket
 from bioner.corpus.types import Sentence
-
-
-def length_bucket(length: int) -> str:
-    return "3+" if length >= 3 else str(length)
 
 
 @dataclass(slots=True)
@@ -40,8 +37,8 @@ class SplitStats:
             "tokens": self.tokens,
             "entities": self.entities,
             "types": dict(self.types.most_common()),
-            "length_counts": {b: self.lengths[b] for b in ("1", "2", "3+")},
-            "length_shares": {b: round(self.share(b), 6) for b in ("1", "2", "3+")},
+            "length_counts": {b: self.lengths[b] for b in LENGTH_BUCKETS},
+            "length_shares": {b: round(self.share(b), 6) for b in LENGTH_BUCKETS},
             "share_3plus": round(self.share("3+"), 6),
             "max_entity_length": self.max_length,
             "max_sentence_tokens": self.max_sentence_tokens,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bioner.corpus.bio import OUTSIDE
 from bioner.corpus.conll import ConllLayout, iter_conll
+from bioner.corpus.labels import OUTSIDE, entity_type
 from bioner.errors import CorpusFormatError
 
 
@@ -21,11 +21,11 @@ def validate_conll(path: str | Path, layout: ConllLayout | None = None) -> list[
         first_line = int(item.source.rsplit(":", 1)[1])
         prev = OUTSIDE
         for i, tag in enumerate(item.tags):
-            if tag.startswith("I-") and (prev == OUTSIDE or prev[2:] != tag[2:]):
+            if tag.startswith("I-") and (prev == OUTSIDE or entity_type(prev) != entity_type(tag)):
                 what = "sentence start" if i == 0 else f"'{prev}'"
                 problems.append(CorpusFormatError(
                     path, first_line + i,
-                    f"invalid IOB2: got '{tag}' after {what} (would be repaired to 'B-{tag[2:]}')",
+                    f"invalid IOB2: got '{tag}' after {what} (would be repaired to 'B-{entity_type(tag)}')",
                 ))
             prev = tag
     return problems

@@ -40,7 +40,9 @@ def collate(windows: Sequence[Window], pad_id: int, with_words: bool = False,
             for j, word in enumerate(w.owned):
                 pos[i, j] = first[word]
                 wl[i, j] = max(w.labels[first[word]], 0)
-        batch.update(word_pos=pos, word_labels=wl, word_mask=pos >= 0)
+        # does the window start its sentence? (the CRF's no-I-at-start rule holds only there)
+        first_word = torch.tensor([not w.owned or w.owned[0] == 0 for w in windows], dtype=torch.bool)
+        batch.update(word_pos=pos, word_labels=wl, word_mask=pos >= 0, word_first=first_word)
     return batch
 
 

@@ -14,8 +14,16 @@ from bioner.corpus.types import Sentence
 from bioner.errors import EvaluationError
 from bioner.evaluate.bootstrap import PairedResult, bootstrap_f1_intervals, paired_test
 from bioner.evaluate.metrics import (
-    BUCKETS, MAIN, MODES, PAPER, Metrics, Selection, SpanRecords, per_sentence_counts,
-    slice_metrics, token_metrics,
+    BUCKETS,
+    MAIN,
+    MODES,
+    PAPER,
+    Metrics,
+    Selection,
+    SpanRecords,
+    per_sentence_counts,
+    slice_metrics,
+    token_metrics,
 )
 from bioner.evaluate.report import LENGTH_MODES, Report
 

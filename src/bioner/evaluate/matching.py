@@ -72,7 +72,7 @@ def match_spans(gold: Sequence[Span], pred: Sequence[Span]) -> tuple[list[int], 
         g = gold[i]
         for b, j in enumerate(open_pred):
             p = pred[j]
-            if not (g.start < p.end and p.start < g.end):
+            if not g.overlaps(p):
                 continue
             same_bounds = g.start == p.start and g.end == p.end
             same_type = g.label == p.label

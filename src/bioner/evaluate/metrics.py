@@ -16,12 +16,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bioner.corpus.bio import OUTSIDE, BioRepairs, tags_to_spans
+from bioner.corpus.labels import LENGTH_BUCKETS, entity_type, length_bucket_index
 from bioner.corpus.types import Span
 from bioner.evaluate.matching import (
-    CORRECT, INCORRECT, MODES, OUTCOME, PARTIAL, UNMATCHED, UNPAIRED, match_spans,
+    CORRECT,
+    INCORRECT,
+    MODES,
+    OUTCOME,
+    PARTIAL,
+    UNMATCHED,
+    UNPAIRED,
+    match_spans,
 )
 
-BUCKETS = ("1", "2", "3+")
+BUCKETS = LENGTH_BUCKETS
 GOLD, PRED = 0, 1
 MAIN, PAPER = 0, 1
 _OUTCOME = {mode: np.array(codes, dtype=np.int64) for mode, codes in OUTCOME.items()}
@@ -104,7 +112,7 @@ class SpanRecords:
              codes: Sequence[int], bucket_of: Sequence[int] | None = None) -> None:
         for k, (span, code) in enumerate(zip(spans, codes)):
             label = self.labels.setdefault(span.label, len(self.labels))
-            bucket = bucket_of[k] if bucket_of is not None else min(span.length, 3) - 1
+            bucket = bucket_of[k] if bucket_of is not None else length_bucket_index(span.length)
             self.sentence.append(sent)
             self.side.append(side)
             self.family.append(family)
@@ -136,12 +144,12 @@ class SpanRecords:
             item = Span(0, g.length, g.label)
             clipped = tags_to_spans(pred_tags[g.start:g.end])
             gc, pc = match_spans([item], clipped)
-            bucket = min(g.length, 3) - 1
+            bucket = length_bucket_index(g.length)
             self._add(s, GOLD, PAPER, [item], gc)
             self._add(s, PRED, PAPER, clipped, pc, [bucket] * len(clipped))
         for i, tag in enumerate(gold_tags):
             if tag == OUTSIDE and pred_tags[i] != OUTSIDE:
-                self._add(s, PRED, PAPER, [Span(i, i + 1, pred_tags[i][2:])], [UNMATCHED], [0])
+                self._add(s, PRED, PAPER, [Span(i, i + 1, entity_type(pred_tags[i]))], [UNMATCHED], [0])
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: np.asarray(getattr(self, name), dtype=np.int64)
@@ -206,7 +214,7 @@ def token_metrics(pairs: Counter[tuple[str, str]]) -> dict[str, TokenMetrics]:
         if g == p:
             hit[g] += n
     out: dict[str, TokenMetrics] = {}
-    for tag in sorted(set(gold_n) | set(pred_n), key=lambda t: (t == OUTSIDE, t[2:], t)):
+    for tag in sorted(set(gold_n) | set(pred_n), key=lambda t: (t == OUTSIDE, entity_type(t), t)):
         precision = hit[tag] / pred_n[tag] if pred_n[tag] else 0.0
         recall = hit[tag] / gold_n[tag] if gold_n[tag] else 0.0
         out[tag] = TokenMetrics(precision, recall, f1_score(precision, recall), gold_n[tag])

@@ -16,12 +16,12 @@ import yaml
 
 from bioner.corpus.conll import load_conll, read_conll
 from bioner.corpus.datasets import resolve_dataset
+from bioner.corpus.labels import LENGTH_BUCKETS as BUCKETS
 from bioner.corpus.stats import split_stats
 from bioner.evaluate import compare
 from bioner.experiments.runner import cell_state, cells
-from bioner.experiments.spec import ExperimentSpec, out_dir
-
-BUCKETS = ("1", "2", "3+")
+from bioner.experiments.spec import ExperimentSpec, dataset_folder_name, out_dir
+from bioner.files import atomic_write, write_text_atomic
 
 
 def collect(spec: ExperimentSpec, spec_path: Path) -> list[dict[str, Any]]:
@@ -35,7 +35,7 @@ def collect(spec: ExperimentSpec, spec_path: Path) -> list[dict[str, Any]]:
         cost = json.loads((folder / "cost.json").read_text())
         prov = (yaml.safe_load((folder / "config.yaml").read_text()) or {}).get("provenance", {})
         rows.append({
-            "dataset": Path(cell.dataset).name, "tagger": cell.tagger.name, "kind": cell.tagger.kind, "seed": cell.seed,
+            "dataset": dataset_folder_name(cell.dataset), "tagger": cell.tagger.name, "kind": cell.tagger.kind, "seed": cell.seed,
             "strict_p": ev["overall"]["strict"]["precision"], "strict_r": ev["overall"]["strict"]["recall"],
             "strict_f1": ev["overall"]["strict"]["f1"],
             "relaxed_p": ev["overall"]["partial"]["precision"], "relaxed_r": ev["overall"]["partial"]["recall"],
@@ -104,7 +104,7 @@ def paired_tests(spec: ExperimentSpec, rows: list[dict[str, Any]]) -> str:
         gold = list(islice(read_conll(resolve_dataset(ds_spec).path("test")), spec.limit_eval))
         pred_llm = load_conll(Path(llm[2][0]["run_dir"]) / "pred_test.conll")
         pred_enc = load_conll(Path(enc[2][0]["run_dir"]) / "pred_test.conll")
-        res = compare(gold, pred_llm, pred_enc, n_resamples=2000)
+        res = compare(gold, pred_llm, pred_enc, n_resamples=spec.report_resamples)
         body.append([ds, llm[1], enc[1], f"{res.f1_a:.4f}", f"{res.f1_b:.4f}", f"{res.delta:+.4f}", f"{res.p_value:.4g}"])
     return _table(["dataset", "best LLM (A)", "best encoder (B)", "F1 A", "F1 B", "A - B", "p (A > B)"], body) if body \
         else "(needs an encoder and an LLM tagger on the same dataset)"
@@ -112,7 +112,8 @@ def paired_tests(spec: ExperimentSpec, rows: list[dict[str, Any]]) -> str:
 
 def _save(plt: Any, fig: Any, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_write(path, "wb") as handle:
+        fig.savefig(handle, dpi=110, format="png")
     plt.close(fig)
     return path
 
@@ -125,7 +126,7 @@ def plots(spec: ExperimentSpec, rows: list[dict[str, Any]], out: Path) -> list[P
 
     paths = []
     groups = _groups(rows)
-    for ds in (Path(d).name for d in spec.datasets):
+    for ds in (dataset_folder_name(d) for d in spec.datasets):
         items = [(tg, rs) for (d, tg), rs in groups.items() if d == ds]
         if not items:
             continue
@@ -159,7 +160,7 @@ def plots(spec: ExperimentSpec, rows: list[dict[str, Any]], out: Path) -> list[P
     for k, ds in enumerate(spec.datasets):
         stats = split_stats(islice(read_conll(resolve_dataset(ds).path("test")), spec.limit_eval))
         ax.bar([k * 4 + i for i in range(3)], [stats.share(b) for b in BUCKETS], color=["C0", "C1", "C2"])
-    ax.set_xticks([k * 4 + 1 for k in range(len(spec.datasets))], [Path(d).name for d in spec.datasets])
+    ax.set_xticks([k * 4 + 1 for k in range(len(spec.datasets))], [dataset_folder_name(d) for d in spec.datasets])
     ax.set_ylabel("share of test entities (1 / 2 / >=3 tokens)")
     ax.set_title("Entity-length profile of each test set")
     return paths + [_save(plt, fig, out / "length_profiles.png")]
@@ -190,7 +191,7 @@ def write_report(spec: ExperimentSpec, spec_path: Path, out: Path) -> dict[str, 
     rows = collect(spec, spec_path)
     if not rows:
         raise FileNotFoundError(f"no finished cells under {out_dir(spec, spec_path)}: run the experiment first")
-    with open(out / "results.csv", "w", newline="", encoding="utf-8") as f:
+    with atomic_write(out / "results.csv", newline="") as f:
         fields = [k for k in rows[0] if k not in ("packages",)]
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
@@ -205,11 +206,11 @@ def write_report(spec: ExperimentSpec, spec_path: Path, out: Path) -> dict[str, 
            paired_tests(spec, rows), ""]
     pngs = plots(spec, rows, out)
     md += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in pngs]
-    (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    write_text_atomic(out / "report.md", "\n".join(md) + "\n")
     body = _md_to_html("\n".join(line for line in md if not line.startswith("![")))
     imgs = "".join(f'<h3>{html.escape(p.stem)}</h3><img src="data:image/png;base64,'
                    f'{base64.b64encode(p.read_bytes()).decode()}"/>' for p in pngs)
     style = "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px}"
-    (out / "report.html").write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(spec.name)}"
-                                     f"</title><style>{style}</style></head><body>{body}{imgs}</body></html>", encoding="utf-8")
+    write_text_atomic(out / "report.html", f"<!doctype html><html><head><meta charset='utf-8'><title>"
+                      f"{html.escape(spec.name)}</title><style>{style}</style></head><body>{body}{imgs}</body></html>")
     return {"md": out / "report.md", "csv": out / "results.csv", "html": out / "report.html"}

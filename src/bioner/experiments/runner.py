@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import resource
 import time
 import traceback
 from dataclasses import dataclass
@@ -20,7 +19,13 @@ from typing import Any
 from bioner.config import build_config
 from bioner.corpus.conll import read_conll, write_conll
 from bioner.corpus.datasets import resolve_dataset
-from bioner.experiments.spec import ExperimentSpec, TaggerSpec, out_dir
+from bioner.experiments.spec import (
+    ExperimentSpec,
+    TaggerSpec,
+    dataset_folder_name,
+    out_dir,
+)
+from bioner.files import write_text_atomic
 from bioner.recipes.checkpoint import find_checkpoint
 
 log = logging.getLogger(__name__)
@@ -34,7 +39,7 @@ class Cell:
     seed: int
 
     def folder(self, root: Path) -> Path:
-        return root / Path(self.dataset).name / self.tagger.name / f"seed-{self.seed}"
+        return root / dataset_folder_name(self.dataset) / self.tagger.name / f"seed-{self.seed}"
 
 
 def cells(spec: ExperimentSpec) -> list[Cell]:
@@ -51,33 +56,16 @@ def cell_state(folder: Path) -> str:
     return "pending"
 
 
-def measure_cost(tagger: Any, token_lists: list[list[str]]) -> dict[str, Any]:
-    """Prediction only, after a warm-up: sentences/s, batch-1 latency, peak RSS."""
-    from bioner.models.llm import count_parameters
+def measure_cost(tagger: Any, token_lists: list[list[str]], repeats: int) -> dict[str, Any]:
+    """Prediction cost through the one cost meter (:func:`bioner.bench.cost.measure`)."""
+    from bioner.bench.cost import measure
 
-    tagger.predict(token_lists[:8])
-    start = time.perf_counter()
-    tagger.predict(token_lists)
-    seconds = time.perf_counter() - start
-    lat = []
-    for words in token_lists[:20]:
-        t0 = time.perf_counter()
-        tagger.predict([words])
-        lat.append(1000 * (time.perf_counter() - t0))
-    lat.sort()
-    params = count_parameters(tagger.model)
-    return {
-        "sentences": len(token_lists), "seconds": seconds, "sentences_per_s": len(token_lists) / seconds,
-        "tokens_per_s": sum(map(len, token_lists)) / seconds,
-        "latency_p50_ms": lat[len(lat) // 2], "latency_p95_ms": lat[min(len(lat) - 1, int(0.95 * len(lat)))],
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "params_total": params["total"], "params_trainable": params["trainable"],
-        "device": str(getattr(tagger, "device", "cpu")), "precision": "fp32", "batch": "token budget / generation batch",
-    }
+    return measure(tagger, token_lists, repeats=repeats, latency_samples=min(50, len(token_lists)),
+                   warmup=8).to_dict()
 
 
 def run_cell(spec: ExperimentSpec, cell: Cell, folder: Path) -> None:
-    from bioner.models.tagger import load_tagger
+    from bioner.models import load_tagger
     from bioner.recipes.train import train
 
     t = cell.tagger
@@ -85,7 +73,7 @@ def run_cell(spec: ExperimentSpec, cell: Cell, folder: Path) -> None:
     if model.startswith("tiny:"):  # a random decoder built for this dataset (CPU demos)
         from bioner.models.tiny import corpus_texts, tiny_decoder
 
-        model_dir = folder.parents[2] / "tiny-models" / f"{model[5:]}-{Path(cell.dataset).name}"
+        model_dir = folder.parents[2] / "tiny-models" / f"{model[5:]}-{dataset_folder_name(cell.dataset)}"
         if not (model_dir / "config.json").is_file():
             train_split = list(islice(read_conll(resolve_dataset(cell.dataset).path("train")), spec.limit_train))
             tiny_decoder(model_dir, model[5:], corpus_texts(train_split), hidden=128)
@@ -96,16 +84,16 @@ def run_cell(spec: ExperimentSpec, cell: Cell, folder: Path) -> None:
     if not (folder / "eval_test.json").is_file():
         started = time.perf_counter()
         result = train(config, folder, resume=(folder / "config.yaml").is_file())
-        (folder / "train_time.json").write_text(json.dumps({
+        write_text_atomic(folder / "train_time.json", json.dumps({
             "train_seconds": result.train_seconds, "wall_seconds": time.perf_counter() - started,
-            "epochs_run": result.epochs_run, "best_epoch": result.best_epoch}), encoding="utf-8")
+            "epochs_run": result.epochs_run, "best_epoch": result.best_epoch}))
     test = list(islice(read_conll(resolve_dataset(cell.dataset).path("test")), spec.limit_eval))
     tagger = load_tagger(folder, backend="torch")
     write_conll(tagger.predict_sentences(test), folder / "pred_test.conll")
-    cost = measure_cost(tagger, [s.tokens for s in test[: spec.cost_sentences]])
+    cost = measure_cost(tagger, [s.tokens for s in test[: spec.cost_sentences]], spec.cost_repeats)
     timing = json.loads((folder / "train_time.json").read_text()) if (folder / "train_time.json").is_file() else {}
     cost["train_seconds"] = timing.get("train_seconds")
-    (folder / "cost.json").write_text(json.dumps(cost, indent=1), encoding="utf-8")
+    write_text_atomic(folder / "cost.json", json.dumps(cost, indent=1))
 
 
 def run(spec: ExperimentSpec, spec_path: Path, echo: Any = print) -> dict[str, str]:
@@ -113,7 +101,7 @@ def run(spec: ExperimentSpec, spec_path: Path, echo: Any = print) -> dict[str, s
     states = {}
     for cell in cells(spec):
         folder = cell.folder(root)
-        name = f"{Path(cell.dataset).name}/{cell.tagger.name}/seed-{cell.seed}"
+        name = f"{dataset_folder_name(cell.dataset)}/{cell.tagger.name}/seed-{cell.seed}"
         if cell_state(folder) == "done":
             echo(f"skip  {name} (done)")
             states[name] = "done"
@@ -125,9 +113,8 @@ def run(spec: ExperimentSpec, spec_path: Path, echo: Any = print) -> dict[str, s
             run_cell(spec, cell, folder)
             states[name] = "done"
         except Exception as exc:  # one bad cell must not stop the grid
-            (folder / "error.json").write_text(json.dumps({
-                "error": str(exc), "type": exc.__class__.__name__, "traceback": traceback.format_exc()}, indent=1),
-                encoding="utf-8")
+            write_text_atomic(folder / "error.json", json.dumps({
+                "error": str(exc), "type": exc.__class__.__name__, "traceback": traceback.format_exc()}, indent=1))
             echo(f"FAIL  {name}: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             states[name] = "failed"
     return states

@@ -2,13 +2,17 @@
 
 Transitions that IOB2 forbids (``O → I-X``, ``B-X → I-Y``, ``I-X → I-Y`` for ``X != Y``, and
 ``I-X`` at the start) are masked out, both in training and in decoding, so the tagger can only
-emit sequences the BIO decoder reads without repairs.
+emit sequences the BIO decoder reads without repairs.  The start rule holds only where a row
+starts its sentence: a window that begins mid-sentence (a long sentence cut into windows) may
+begin inside an entity, so its ``first`` flag is False and ``I-X`` is allowed there.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from bioner.corpus.labels import OUTSIDE, entity_type
 
 _FORBIDDEN = -1e4
 
@@ -22,7 +26,7 @@ def allowed_transitions(labels: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         if to.startswith("I-"):
             start[j] = False
             for i, frm in enumerate(labels):
-                trans[i, j] = frm != "O" and frm[2:] == to[2:]
+                trans[i, j] = frm != OUTSIDE and entity_type(frm) == entity_type(to)
     return start, trans
 
 
@@ -37,20 +41,25 @@ class CRF(nn.Module):
         self.register_buffer("start_ok", start_ok, persistent=False)
         self.register_buffer("trans_ok", trans_ok, persistent=False)
 
-    def _scores(self) -> tuple[torch.Tensor, torch.Tensor]:
-        start = self.start.masked_fill(~self.start_ok, _FORBIDDEN)
+    def _scores(self, batch: int, first: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Start scores per row (batch, labels) and the transition matrix, forbidden moves masked."""
+        start = self.start.masked_fill(~self.start_ok, _FORBIDDEN).expand(batch, -1)
+        if first is not None:
+            start = torch.where(first.to(start.device).unsqueeze(1), start, self.start.expand(batch, -1))
         trans = self.transitions.masked_fill(~self.trans_ok, _FORBIDDEN)
         return start, trans
 
-    def neg_log_likelihood(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean NLL over the batch; ``mask`` marks real positions (a prefix of each row)."""
-        start, trans = self._scores()
+    def neg_log_likelihood(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor,
+                           first: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean NLL over the batch; ``mask`` marks real positions (a prefix of each row); ``first``
+        (bool per row, default all True) marks rows that start their sentence."""
         emissions = emissions.float()
         b, t, _ = emissions.shape
+        start, trans = self._scores(b, first)
         tags = tags.clamp(min=0)
         maskf = mask.float()
         # score of the gold path
-        score = start[tags[:, 0]] + emissions[:, 0].gather(1, tags[:, :1]).squeeze(1)
+        score = start.gather(1, tags[:, :1]).squeeze(1) + emissions[:, 0].gather(1, tags[:, :1]).squeeze(1)
         for k in range(1, t):
             step = trans[tags[:, k - 1], tags[:, k]] + emissions[:, k].gather(1, tags[:, k:k + 1]).squeeze(1)
             score = score + step * maskf[:, k]
@@ -66,10 +75,10 @@ class CRF(nn.Module):
         return ((log_z - score) * has.float()).sum() / has.float().sum().clamp(min=1)
 
     @torch.no_grad()
-    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
-        start, trans = self._scores()
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor, first: torch.Tensor | None = None) -> list[list[int]]:
         emissions = emissions.float()
         b, t, n = emissions.shape
+        start, trans = self._scores(b, first)
         score = start + emissions[:, 0]
         history = []
         for k in range(1, t):

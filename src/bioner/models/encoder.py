@@ -7,7 +7,6 @@ usual ``from_pretrained`` path (a local folder, or a hub name for users with a n
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -16,8 +15,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from bioner.corpus.labels import LabelSet
 from bioner.errors import ModelError
 from bioner.models.crf import CRF
+from bioner.models.folder import check_loadable, pretrained_kwargs
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = "minilm"
@@ -100,7 +101,7 @@ class TokenTagger(nn.Module):
                 logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1), ignore_index=-100
             )
         words = word_emissions(logits, batch["word_pos"])
-        return self.crf.neg_log_likelihood(words, batch["word_labels"], batch["word_mask"])
+        return self.crf.neg_log_likelihood(words, batch["word_labels"], batch["word_mask"], batch.get("word_first"))
 
 
 def word_emissions(logits: torch.Tensor, word_pos: torch.Tensor) -> torch.Tensor:
@@ -131,15 +132,16 @@ def add_shape_types(backbone: nn.Module, n_shapes: int, name: str) -> None:
 
 
 def build_encoder(name: str, labels: list[str], crf: bool = False, trust_remote_code: bool = False,
-                  word_shape: bool = False) -> TokenTagger:
+                  word_shape: bool = False, allow_pickle: bool = False) -> TokenTagger:
     from transformers import AutoModelForTokenClassification
 
+    check_loadable(Path(name), trust_remote_code, allow_pickle)
     id2label = dict(enumerate(labels))
     try:
         backbone = AutoModelForTokenClassification.from_pretrained(
             name, num_labels=len(labels), id2label=id2label,
             label2id={v: k for k, v in id2label.items()},
-            trust_remote_code=trust_remote_code, ignore_mismatched_sizes=True,
+            ignore_mismatched_sizes=True, **pretrained_kwargs(trust_remote_code, allow_pickle),
         )
     except (OSError, ValueError) as exc:
         raise ModelError(
@@ -154,28 +156,33 @@ def build_encoder(name: str, labels: list[str], crf: bool = False, trust_remote_
 
 
 def save_encoder(model: TokenTagger, tokenizer: object, folder: Path, weights: bool = True) -> None:
-    """Write weights (safetensors), tokenizer, CRF, labels; the caller makes it atomic."""
+    """Write weights (safetensors), tokenizer and CRF; labels and tagger.json are
+    :func:`bioner.models.folder.write_tagger_files`'s; the caller makes the folder atomic."""
     folder.mkdir(parents=True, exist_ok=True)
     if weights:
         model.backbone.save_pretrained(folder, safe_serialization=True)  # type: ignore[attr-defined]
     tokenizer.save_pretrained(folder)  # type: ignore[attr-defined]
     if model.crf is not None:
         save_file({k: v.detach().contiguous() for k, v in model.crf.state_dict().items()}, folder / CRF_FILE)
-    (folder / "labels.json").write_text(json.dumps(model.labels, indent=1), encoding="utf-8")
 
 
-def load_encoder(folder: Path, trust_remote_code: bool = False) -> tuple[TokenTagger, object]:
+def load_encoder(folder: Path, labels: LabelSet, trust_remote_code: bool = False,
+                 allow_pickle: bool = False) -> tuple[TokenTagger, object]:
     from transformers import AutoModelForTokenClassification
 
-    labels_path = folder / "labels.json"
-    if not labels_path.is_file():
-        raise ModelError(f"{folder} has no labels.json: not a bioner model folder")
-    labels = json.loads(labels_path.read_text(encoding="utf-8"))
-    backbone = AutoModelForTokenClassification.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    if backbone.config.num_labels != len(labels):
-        raise ModelError(f"{folder}: the model has {backbone.config.num_labels} labels but labels.json "
-                         f"lists {len(labels)}; the folder is inconsistent")
-    model = TokenTagger(backbone, labels, crf=(folder / CRF_FILE).is_file())
+    check_loadable(folder, trust_remote_code, allow_pickle)
+    try:
+        backbone = AutoModelForTokenClassification.from_pretrained(
+            folder, **pretrained_kwargs(trust_remote_code, allow_pickle))
+    except Exception as exc:  # noqa: BLE001 - truncated/corrupt weights raise many kinds
+        raise ModelError(f"{folder}: cannot load the weights ({exc.__class__.__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); the folder is damaged "
+                         "or incomplete — copy it again or retrain") from None
+    labels.check_id2label(backbone.config.id2label, str(folder / "config.json"))
+    model = TokenTagger(backbone, labels.tags, crf=(folder / CRF_FILE).is_file())
     if model.crf is not None:
-        model.crf.load_state_dict(load_file(folder / CRF_FILE))
+        try:
+            model.crf.load_state_dict(load_file(folder / CRF_FILE))
+        except Exception as exc:  # noqa: BLE001
+            raise ModelError(f"{folder / CRF_FILE}: cannot load the CRF weights ({exc})") from None
     return model, load_tokenizer(str(folder), trust_remote_code)

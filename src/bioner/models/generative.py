@@ -7,15 +7,18 @@ model writes freely and :func:`parse_response` aligns and counts every discrepan
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from bioner.corpus.labels import LabelSet
 from bioner.encoding.prompts import GenerationCounts, parse_response, prompt_text
-from bioner.models.tagger import Tagger
+from bioner.errors import ModelError
+from bioner.models.base import Tagger
+from bioner.models.folder import TaggerMeta, check_loadable, pretrained_kwargs
+from bioner.models.runtime import autocast
 
 
 def piece_ids(tokenizer: Any, text: str) -> list[int]:
@@ -60,7 +63,7 @@ class GenerativeTagger(Tagger):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.labels = labels
-        self.types = sorted({label[2:] for label in labels if label != "O"})
+        self.types = list(LabelSet.from_tags(labels).types)
         self.constrained = constrained
         self.batch_size = batch_size
         self.tag_ids = {label: piece_ids(tokenizer, f"{label}\n") for label in labels}
@@ -99,12 +102,24 @@ class GenerativeTagger(Tagger):
         def allowed(batch_id: int, ids: torch.Tensor) -> list[int]:
             return plans[batch_id].allowed(ids[width:].tolist())
 
-        out = self.model.generate(
+        with autocast(device, self.precision):
+            out = self._generate_ids(enc, words, device, allowed)
+        return self._read(out, width, token_lists, words)
+
+    def _generate_ids(self, enc: Any, words: list[list[list[int]]], device: torch.device, allowed: Any) -> Any:
+        tok = self.tokenizer
+        eos = tok.eos_token_id
+        return self.model.generate(
             input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device),
             max_new_tokens=max(self._max_new(w) for w in words), do_sample=False, num_beams=1,
             pad_token_id=tok.pad_token_id, eos_token_id=eos,
             prefix_allowed_tokens_fn=allowed if self.constrained else None,
         )
+
+    def _read(self, out: Any, width: int, token_lists: Sequence[Sequence[str]],
+              words: list[list[list[int]]]) -> list[list[str]]:
+        tok = self.tokenizer
+        eos = tok.eos_token_id
         results = []
         for k, tokens in enumerate(token_lists):
             gen = out[k, width:].tolist()
@@ -150,19 +165,25 @@ class GenerativeTagger(Tagger):
 
     def report_extra(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "constrained": self.constrained,
+            "kind": self.kind, "precision": self.precision, "constrained": self.constrained,
             "generation": self.counts.to_dict(),
             "generated_tokens_per_input_token": self.generated_tokens / max(1, self.input_tokens),
             "sentences_per_s": self.sentences / self.seconds if self.seconds else None,
         }
 
 
-def load_generative(folder: Path, meta: dict[str, Any]) -> GenerativeTagger:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_generative(folder: Path, meta: TaggerMeta, labels: list[str], trust_remote_code: bool = False,
+                    allow_pickle: bool = False) -> GenerativeTagger:
+    from transformers import AutoModelForCausalLM
 
+    from bioner.models.encoder import load_tokenizer
     from bioner.models.llm import prepare_llm_tokenizer
 
-    labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
-    model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=meta.get("trust_remote_code", False))
-    tok = prepare_llm_tokenizer(AutoTokenizer.from_pretrained(folder))
-    return GenerativeTagger(model, tok, labels, meta.get("constrained", True), meta.get("generation_batch_size", 8))
+    check_loadable(folder, trust_remote_code, allow_pickle)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(folder, **pretrained_kwargs(trust_remote_code, allow_pickle))
+    except Exception as exc:  # noqa: BLE001 - truncated/corrupt weights raise many kinds
+        raise ModelError(f"{folder}: cannot load the weights ({exc.__class__.__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+    tok = prepare_llm_tokenizer(load_tokenizer(str(folder), trust_remote_code))
+    return GenerativeTagger(model, tok, labels, meta.constrained, meta.generation_batch_size)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from bioner.errors import ModelError
+from bioner.models.folder import check_loadable, pretrained_kwargs
 
 log = logging.getLogger(__name__)
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -39,8 +40,8 @@ def quantization_config(quantize: str | None) -> Any:
         raise ModelError("4-bit QLoRA needs a CUDA GPU (bitsandbytes); on CPU train without "
                          "model.quantize or use a smaller model")
     try:
-        from transformers import BitsAndBytesConfig
         import bitsandbytes  # noqa: F401
+        from transformers import BitsAndBytesConfig
     except ImportError as exc:
         raise ModelError("4-bit QLoRA needs bitsandbytes: pip install bitsandbytes") from exc
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
@@ -62,7 +63,12 @@ def make_bidirectional(model: nn.Module) -> None:
 
 def apply_lora(model: nn.Module, lora: Any, task: str, extra_modules: list[str] | None = None,
                save_modules: list[str] | None = None) -> nn.Module:
-    from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
+    from peft import (
+        LoraConfig,
+        TaskType,
+        get_peft_model,
+        prepare_model_for_kbit_training,
+    )
 
     if getattr(model, "is_loaded_in_4bit", False):
         model = prepare_model_for_kbit_training(model)
@@ -95,11 +101,13 @@ def build_llm_cls(name: str, labels: list[str], m: Any) -> nn.Module:
     """A decoder with a token-classification head; LoRA on the backbone, the head fully trained."""
     from transformers import AutoModelForTokenClassification
 
+    check_loadable(Path(name), m.trust_remote_code, m.allow_pickle)
     id2label = dict(enumerate(labels))
     try:
         model = AutoModelForTokenClassification.from_pretrained(
             name, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
-            trust_remote_code=m.trust_remote_code, quantization_config=quantization_config(m.quantize),
+            quantization_config=quantization_config(m.quantize),
+            **pretrained_kwargs(m.trust_remote_code, m.allow_pickle),
         )
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load '{name}' with a token-classification head ({exc})") from exc
@@ -109,16 +117,18 @@ def build_llm_cls(name: str, labels: list[str], m: Any) -> nn.Module:
         make_bidirectional(model)
     if not m.use_lora:
         return model
-    heads = [n for n in ("score", "classifier") if any(k.endswith(n) for k, _ in model.named_modules())]
+    heads = [n for n in m.head_modules if any(k.endswith(n) for k, _ in model.named_modules())]
     return apply_lora(model, m.lora, "TOKEN_CLS", save_modules=heads)
 
 
 def build_llm_gen(name: str, m: Any) -> nn.Module:
     from transformers import AutoModelForCausalLM
 
+    check_loadable(Path(name), m.trust_remote_code, m.allow_pickle)
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            name, trust_remote_code=m.trust_remote_code, quantization_config=quantization_config(m.quantize),
+            name, quantization_config=quantization_config(m.quantize),
+            **pretrained_kwargs(m.trust_remote_code, m.allow_pickle),
         )
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load '{name}' as a causal LM ({exc})") from exc

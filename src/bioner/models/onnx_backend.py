@@ -1,7 +1,7 @@
 """Encoder export to ONNX (optionally int8 dynamic quantization) and ONNX Runtime inference.
 
 Only the backbone (sub-words → logits) goes to ONNX; the CRF, if any, stays in torch, where its
-Viterbi over a handful of labels costs nothing.  ``Tagger.load`` picks an exported file up.
+Viterbi over a handful of labels costs nothing.  ``load_tagger`` picks an exported file up.
 """
 
 from __future__ import annotations
@@ -143,8 +143,12 @@ class OnnxRunner:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.add_session_config_entry("session.set_denormal_as_zero", "1")
         self.path = path
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"],
-                                            disabled_optimizers=["SkipLayerNormFusion"])  # see _optimize
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"],
+                                                disabled_optimizers=["SkipLayerNormFusion"])  # see _optimize
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own kinds for unreadable graphs
+            raise ModelError(f"{path}: not a usable ONNX graph ({str(exc).splitlines()[0][:200]}); export it "
+                             "again with `bioner export --onnx`, or load with --backend torch") from None
         self.input_names = {i.name for i in self.session.get_inputs()}
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,

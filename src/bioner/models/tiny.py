@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from bioner.corpus.labels import LabelSet
 from bioner.corpus.types import Sentence
 from bioner.encoding.prompts import prompt_text, response_pieces
 
@@ -15,7 +16,7 @@ ARCHITECTURES = ("llama", "mistral", "qwen2")
 
 def corpus_texts(sentences: Sequence[Sentence]) -> list[str]:
     """Texts to train a tokenizer on: the prompts and responses the taggers will see."""
-    types = sorted({t[2:] for s in sentences for t in (s.tags or []) if t != "O"})
+    types = list(LabelSet.from_tags(t for s in sentences for t in (s.tags or [])).types)
     texts = []
     for s in sentences:
         texts.append(prompt_text(s.tokens, types))
@@ -25,7 +26,14 @@ def corpus_texts(sentences: Sequence[Sentence]) -> list[str]:
 
 def train_bpe_tokenizer(folder: Path, texts: list[str], vocab_size: int = 1200) -> Path:
     """A byte-level BPE tokenizer (keeps case and newlines) saved as a fast HF tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))

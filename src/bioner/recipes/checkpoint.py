@@ -4,7 +4,6 @@ folder and swapped in with renames, so a kill at any instant leaves the last com
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,37 +11,21 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from bioner.errors import ModelError
+from bioner.files import write_folder_atomically
+
 CHECKPOINT = "checkpoint"
 AVERAGED = "averaged.safetensors"  # the moving average of the weights (train.ema)
 
 
-def _swap_in(tmp: Path, final: Path) -> None:
-    old = final.with_name(final.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    if old.exists():
-        shutil.rmtree(old)
-
-
-def write_folder_atomically(final: Path, write: Any) -> None:
-    """Call ``write(tmp_folder)`` then replace ``final`` with it."""
-    tmp = final.with_name(final.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    _swap_in(tmp, final)
-
-
 def find_checkpoint(run_dir: Path) -> Path | None:
-    for name in (CHECKPOINT, CHECKPOINT + ".old"):
-        folder = run_dir / name
-        if (folder / "state.json").is_file():
-            return folder
-    return None
+    found = find_checkpoints(run_dir)
+    return found[0] if found else None
+
+
+def find_checkpoints(run_dir: Path) -> list[Path]:
+    """The newest checkpoint first, then the previous one (kept while the newest is swapped in)."""
+    return [run_dir / name for name in (CHECKPOINT, CHECKPOINT + ".old") if (run_dir / name / "state.json").is_file()]
 
 
 def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -85,20 +68,31 @@ def _jsonable(value: Any) -> Any:
 
 def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler) -> dict[str, Any]:
-    meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-    weights = load_file(str(folder / "model.safetensors"))
-    missing = set(trainable_state(model)) - set(weights)
-    if missing:
-        raise RuntimeError(f"{folder} lacks weights for {sorted(missing)[:3]}; it belongs to another model")
-    model.load_state_dict(weights, strict=False)
-    tensors = load_file(str(folder / "optimizer.safetensors"))
-    torch.set_rng_state(tensors.pop("__rng__"))
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        idx, slot = key.split(".", 1)
-        state.setdefault(int(idx), {})[slot] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta.pop("param_groups")})
-    scheduler.load_state_dict(meta.pop("scheduler"))
+    """Restore model, optimiser, schedule and RNG; a damaged file is a ModelError naming it."""
+    current = folder / "state.json"
+    try:
+        meta = json.loads(current.read_text(encoding="utf-8"))
+        current = folder / "model.safetensors"
+        weights = load_file(str(current))
+        missing = set(trainable_state(model)) - set(weights)
+        if missing:
+            raise ModelError(f"{current} lacks weights for {sorted(missing)[:3]}; it belongs to another model")
+        model.load_state_dict(weights, strict=False)
+        current = folder / "optimizer.safetensors"
+        tensors = load_file(str(current))
+        torch.set_rng_state(tensors.pop("__rng__"))
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            idx, slot = key.split(".", 1)
+            state.setdefault(int(idx), {})[slot] = value
+        current = folder / "state.json"
+        optimizer.load_state_dict({"state": state, "param_groups": meta.pop("param_groups")})
+        scheduler.load_state_dict(meta.pop("scheduler"))
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - truncated JSON/safetensors raise many kinds
+        raise ModelError(f"{current}: damaged checkpoint ({exc.__class__.__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
     return meta
 
 

@@ -6,9 +6,8 @@ the training examples, batching, the loss, a tagger for dev/test scoring, and sa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,36 +15,47 @@ import torch
 from torch import nn
 
 from bioner.config import RunConfig
+from bioner.corpus.labels import LabelSet
 from bioner.corpus.types import Sentence
 from bioner.encoding.batches import collate
 from bioner.encoding.prompts import prompt_text, response_pieces
 from bioner.encoding.subwords import IGNORE, SubwordEncoder
 from bioner.errors import ConfigError, ModelError
+from bioner.models.base import Tagger
 from bioner.models.encoder import (
-    TokenTagger, build_encoder, load_tokenizer, resolve_model_name, save_encoder,
+    TokenTagger,
+    build_encoder,
+    load_tokenizer,
+    resolve_model_name,
+    save_encoder,
 )
-from bioner.models.tagger import TAGGER_FILE, EncoderTagger, Tagger, pick_device
+from bioner.models.encoder_tagger import EncoderTagger
+from bioner.models.folder import TaggerMeta, write_tagger_files
+from bioner.models.runtime import Precision, pick_device
 
 
-def tagger_meta(config: RunConfig) -> dict[str, Any]:
-    m = config.model
-    return {"kind": m.kind, "subword_strategy": m.subword_strategy, "max_subwords": m.max_subwords,
-            "stride": m.stride, "context": m.context, "word_shape": m.word_shape,
-            "trust_remote_code": m.trust_remote_code, "base_model": m.name,
-            "bidirectional": m.bidirectional, "constrained": m.constrained,
-            "generation_batch_size": m.generation_batch_size}
+def tagger_meta(config: RunConfig, trained_precision: Precision) -> TaggerMeta:
+    """``tagger.json`` from the run's config: never ``trust_remote_code`` (a loader asks its user)."""
+    m, i = config.model, config.inference
+    return TaggerMeta(kind=m.kind, subword_strategy=m.subword_strategy, max_subwords=m.max_subwords,
+                      stride=m.stride, context=m.context, word_shape=m.word_shape, base_model=m.name,
+                      bidirectional=m.bidirectional, constrained=m.constrained,
+                      generation_batch_size=m.generation_batch_size, precision=config.train.precision,
+                      trained_precision=trained_precision, max_tokens_cpu=i.max_tokens_cpu,
+                      max_tokens_gpu=i.max_tokens_gpu, reference_pad_to=i.reference_pad_to,
+                      batch_sentences=i.batch_sentences)
 
 
 class TokenTask:
     """Encoders and LLMs with a token-classification head: sub-word windows, per-token loss."""
 
-    def __init__(self, config: RunConfig, labels: list[str]) -> None:
-        self.config, self.labels = config, labels
+    def __init__(self, config: RunConfig, labels: list[str], precision: Precision = "fp32") -> None:
+        self.config, self.labels, self.precision = config, labels, precision
         m = config.model
         name = resolve_model_name(m.name)
         self.tokenizer = load_tokenizer(name, m.trust_remote_code)
         if m.kind == "encoder":
-            self.model = build_encoder(name, labels, m.crf, m.trust_remote_code, m.word_shape)
+            self.model = build_encoder(name, labels, m.crf, m.trust_remote_code, m.word_shape, m.allow_pickle)
         elif m.word_shape:
             raise ConfigError("model.word_shape is for encoders with token-type embeddings, not llm-cls")
         else:
@@ -74,7 +84,8 @@ class TokenTask:
     def tagger(self) -> Tagger:
         m = self.config.model
         return EncoderTagger(self.model, self.tokenizer, m.subword_strategy, m.max_subwords, m.stride,
-                             context=m.context, shapes=m.word_shape)
+                             context=m.context, shapes=m.word_shape, precision=self.precision,
+                             inference=self.config.inference)
 
     def save(self, folder: Path) -> None:
         if self.config.model.kind == "encoder":
@@ -84,13 +95,16 @@ class TokenTask:
 
             save_llm(self.model.backbone, folder)
             save_encoder(self.model, self.tokenizer, folder, weights=False)
-        (folder / TAGGER_FILE).write_text(json.dumps(tagger_meta(self.config), indent=1), encoding="utf-8")
+        write_tagger_files(folder, self.labels, tagger_meta(self.config, self.precision))
 
 
 @dataclass(slots=True)
 class PromptExample:
+    """A prompt + response as one sequence; shaped like a sub-word window for :func:`collate`."""
+
     input_ids: list[int]
     labels: list[int]
+    shape_ids: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -99,16 +113,16 @@ class PromptExample:
 class GenerativeTask:
     """Causal LMs trained to write ``token:TAG`` lines; loss on the response by default."""
 
-    def __init__(self, config: RunConfig, labels: list[str]) -> None:
+    def __init__(self, config: RunConfig, labels: list[str], precision: Precision = "fp32") -> None:
         from bioner.models.llm import build_llm_gen, prepare_llm_tokenizer
 
-        self.config, self.labels = config, labels
+        self.config, self.labels, self.precision = config, labels, precision
         m = config.model
         name = resolve_model_name(m.name)
         self.tokenizer = prepare_llm_tokenizer(load_tokenizer(name, m.trust_remote_code))
         self.model = build_llm_gen(name, m)
         self.model.to(pick_device())
-        self.types = sorted({label[2:] for label in labels if label != "O"})
+        self.types = list(LabelSet.from_tags(labels).types)
 
     @property
     def module(self) -> nn.Module:
@@ -134,16 +148,7 @@ class GenerativeTask:
         return out
 
     def collate(self, examples: Sequence[PromptExample]) -> dict[str, torch.Tensor]:
-        width = max(len(e) for e in examples)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.full((len(examples), width), pad, dtype=torch.long)
-        labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(examples), width), dtype=torch.long)
-        for i, e in enumerate(examples):
-            ids[i, : len(e)] = torch.tensor(e.input_ids)
-            labels[i, : len(e)] = torch.tensor(e.labels)
-            mask[i, : len(e)] = 1
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        return collate(examples, self.tokenizer.pad_token_id)  # type: ignore[arg-type]
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model(**batch).loss
@@ -152,20 +157,21 @@ class GenerativeTask:
         from bioner.models.generative import GenerativeTagger
 
         m = self.config.model
-        return GenerativeTagger(self.model, self.tokenizer, self.labels, m.constrained, m.generation_batch_size)
+        tagger = GenerativeTagger(self.model, self.tokenizer, self.labels, m.constrained, m.generation_batch_size)
+        tagger.precision = self.precision
+        return tagger
 
     def save(self, folder: Path) -> None:
         from bioner.models.llm import save_llm
 
         save_llm(self.model, folder)
         self.tokenizer.save_pretrained(folder)
-        (folder / "labels.json").write_text(json.dumps(self.labels, indent=1), encoding="utf-8")
-        (folder / TAGGER_FILE).write_text(json.dumps(tagger_meta(self.config), indent=1), encoding="utf-8")
+        write_tagger_files(folder, self.labels, tagger_meta(self.config, self.precision))
 
 
-def make_task(config: RunConfig, labels: list[str]) -> TokenTask | GenerativeTask:
+def make_task(config: RunConfig, labels: list[str], precision: Precision = "fp32") -> TokenTask | GenerativeTask:
     if config.model.kind in ("encoder", "llm-cls"):
-        return TokenTask(config, labels)
+        return TokenTask(config, labels, precision)
     if config.model.kind == "llm-gen":
-        return GenerativeTask(config, labels)
+        return GenerativeTask(config, labels, precision)
     raise ModelError(f"unknown tagger kind {config.model.kind!r}")

@@ -1,10 +1,14 @@
-"""The training recipe for every tagger kind, one plain loop: setup → train (dev-selected) → test.
+"""The training recipe for every tagger kind, one plain loop in phases:
+``setup`` → ``run_epoch`` → ``select`` (after each epoch) → ``final_test``.
 
-A run folder ends up holding ``model/`` (best dev strict F1, safetensors, tokenizer,
-``labels.json``), ``config.yaml`` (resolved config + data hashes + package versions),
-``metrics.jsonl`` (one line per epoch) and ``eval_test.json`` (the evaluator's JSON).
+A run folder ends up holding ``model/`` (the selected epoch: safetensors, tokenizer,
+``labels.json``, ``tagger.json``), ``config.yaml`` (resolved config + data hashes + package
+versions + the precision used), ``metrics.jsonl`` (one line per epoch) and ``eval_test.json``.
 ``checkpoint/`` is rewritten every N steps so ``resume=True`` continues after a kill with the
-same result as an uninterrupted run.
+same result as an uninterrupted run.  The folder is locked while a process writes it.
+
+Selection: with a dev split, the epoch with the best dev strict F1 is kept; without one, the
+last epoch is kept (and the report says so — no dev figure is made up).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import logging
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -23,33 +27,94 @@ import torch
 from tqdm import tqdm
 
 from bioner.config import RunConfig, load_config, save_config
-from bioner.corpus.bio import OUTSIDE, labels_of
 from bioner.corpus.conll import read_conll
 from bioner.corpus.datasets import file_sha256, resolve_dataset
+from bioner.corpus.labels import LabelSet, types_of
 from bioner.corpus.types import Sentence
 from bioner.encoding.batches import length_grouped_batches
-from bioner.errors import ConfigError, DatasetNotFoundError, ModelError
+from bioner.errors import ConfigError, DatasetNotFoundError, ModelError, TrainingError
 from bioner.evaluate import Report, evaluate
-from bioner.models.tagger import pick_device, use_bf16
-from bioner.recipes.checkpoint import (
-    find_checkpoint, load_averaged, load_checkpoint, save_checkpoint, write_folder_atomically,
+from bioner.files import RunLock, write_folder_atomically, write_text_atomic
+from bioner.models.runtime import (
+    Precision,
+    autocast,
+    pick_device,
+    resolve_precision,
+    set_threads,
 )
+from bioner.recipes.checkpoint import (
+    find_checkpoint,
+    find_checkpoints,
+    load_averaged,
+    load_checkpoint,
+    save_checkpoint,
+)
+from bioner.recipes.optim import WeightAverage, linear_schedule, make_optimizer
 from bioner.recipes.tasks import GenerativeTask, TokenTask, make_task
 
 log = logging.getLogger(__name__)
+SELECT_DEV = "best dev strict F1"
+SELECT_LAST = "last epoch (no dev split)"
 
 
 @dataclass(slots=True)
 class TrainResult:
     run_dir: Path
     best_epoch: int
-    best_dev_f1: float
+    best_dev_f1: float | None  # None without a dev split
     epochs_run: int
     train_seconds: float
     test_report: Report | None
+    selection: str = SELECT_DEV
 
 
-# ---------------------------------------------------------------- setup
+@dataclass(slots=True)
+class TrainState:
+    """Everything the loop changes; saved in every checkpoint so a resumed run continues exactly."""
+
+    labels: list[str]
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    best_dev_f1: float | None = None
+    best_epoch: int = 0  # 0: nothing saved yet
+    bad_epochs: int = 0
+    stopped: bool = False
+    train_seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    loss_sum: float = 0.0
+    loss_n: int = 0
+    losses: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any], where: Path) -> "TrainState":
+        known = set(cls.__dataclass_fields__)
+        try:
+            return cls(**{k: v for k, v in raw.items() if k in known})
+        except TypeError as exc:
+            raise ModelError(f"{where}: not a bioner training state ({exc})") from None
+
+
+@dataclass(slots=True)
+class Setup:
+    """What ``setup`` builds once: data, the task (model + encoding), optimiser and schedule."""
+
+    config: RunConfig
+    run_dir: Path
+    task: TokenTask | GenerativeTask
+    examples: list[Any]
+    evals: dict[str, list[Sentence]]
+    device: torch.device
+    precision: Precision
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    average: WeightAverage | None
+
+
+# ---------------------------------------------------------------- data
 
 
 def split_paths(config: RunConfig) -> dict[str, Path]:
@@ -78,83 +143,16 @@ def load_split(path: Path, limit: int | None) -> list[Sentence]:
     return sentences
 
 
-def label_list(train: list[Sentence], others: dict[str, list[Sentence]]) -> list[str]:
-    types = set().union(*(labels_of(s.tags or []) for s in train))
+def label_set(train: list[Sentence], others: dict[str, list[Sentence]]) -> LabelSet:
+    types = set().union(*(types_of(s.tags or []) for s in train))
     for split, sents in others.items():
-        extra = set().union(*(labels_of(s.tags or []) for s in sents)) - types
+        extra = set().union(*(types_of(s.tags or []) for s in sents)) - types
         if extra:
             raise ConfigError(
                 f"the {split} split has entity types the train split lacks: {', '.join(sorted(extra))}. "
                 "The model could never predict them; fix the label sets or use another split."
             )
-    return [OUTSIDE] + [f"{p}-{t}" for t in sorted(types) for p in ("B", "I")]
-
-
-def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Optimizer:
-    t = config.train
-    decay, no_decay, head = [], [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        if name.startswith("crf.") or ".classifier." in name or ".score." in name:
-            head.append(param)
-        elif param.ndim < 2:
-            no_decay.append(param)
-        else:
-            decay.append(param)
-    groups = [
-        {"params": decay, "weight_decay": t.weight_decay, "lr": t.lr},
-        {"params": no_decay, "weight_decay": 0.0, "lr": t.lr},
-        {"params": head, "weight_decay": 0.0, "lr": t.head_lr or t.lr},
-    ]
-    groups = [g for g in groups if g["params"]]
-    try:  # the fused kernel is ~4x faster than the per-tensor loop (a fifth of a CPU step for MiniLM)
-        return torch.optim.AdamW(groups, fused=True)
-    except (RuntimeError, TypeError):  # a device or dtype without a fused kernel
-        return torch.optim.AdamW(groups)
-
-
-def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-class WeightAverage:
-    """Exponential moving average of the trainable weights (Polyak averaging).  Its decay
-    ramps up as ``(1 + n) / (10 + n)`` so the early average is not stuck on the pretrained weights."""
-
-    def __init__(self, model: torch.nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.named = {n: p for n, p in model.named_parameters() if p.requires_grad}
-        self.shadow = {n: p.detach().clone() for n, p in self.named.items()}
-        self.updates = 0
-
-    @torch.no_grad()
-    def update(self) -> None:
-        self.updates += 1
-        weight = 1.0 - min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for name, param in self.named.items():
-            self.shadow[name].lerp_(param.detach(), weight)
-
-    def state(self) -> dict[str, torch.Tensor]:
-        return {**self.shadow, "__updates__": torch.tensor(self.updates)}
-
-    def load(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.updates = int(tensors.pop("__updates__"))
-        for name, value in tensors.items():
-            self.shadow[name].copy_(value)
-
-    @torch.no_grad()
-    def swap(self) -> None:
-        """Exchange live and averaged weights (call twice to undo)."""
-        for name, param in self.named.items():
-            live = param.detach().clone()
-            param.copy_(self.shadow[name])
-            self.shadow[name] = live
+    return LabelSet.from_types(types)
 
 
 def evaluate_task(task: TokenTask | GenerativeTask, sentences: list[Sentence], bootstrap: int = 0,
@@ -166,141 +164,199 @@ def evaluate_task(task: TokenTask | GenerativeTask, sentences: list[Sentence], b
     return report
 
 
-# ---------------------------------------------------------------- the loop
+# ---------------------------------------------------------------- phases
 
 
-def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool | None = None) -> TrainResult:
+def setup(config: RunConfig, run_dir: Path, resume: bool) -> tuple[Setup, TrainState]:
     t = config.train
-    if t.threads:
-        torch.set_num_threads(t.threads)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = find_checkpoint(run_dir) if resume else None
+    set_threads(t.threads)
+    checkpoints = find_checkpoints(run_dir) if resume else []
     if resume and (run_dir / "config.yaml").is_file():
         saved = load_config(run_dir / "config.yaml")
         if saved != config:
             raise ConfigError(f"{run_dir}/config.yaml differs from this run's config; resume with the "
-                              "same settings (or `--config {run_dir}/config.yaml`), or use a new --out")
-    elif not resume and (find_checkpoint(run_dir) or (run_dir / "eval_test.json").exists()):
+                              f"same settings (or `--config {run_dir}/config.yaml`), or use a new --out")
+    elif not resume and (find_checkpoint(run_dir) or (run_dir / "eval_test.json").exists()
+                         or (run_dir / "model").exists()):
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
 
     paths = split_paths(config)
     train_s = load_split(paths["train"], config.data.limit_train)
     evals = {s: load_split(paths[s], config.data.limit_eval) for s in ("dev", "test") if s in paths}
-    labels = label_list(train_s, evals)
+    labels = label_set(train_s, evals).tags
+    device = pick_device()
+    precision = resolve_precision(t.precision, device)
     save_config(config, run_dir / "config.yaml", {
         "data_files": {s: {"path": str(p), "sha256": file_sha256(p)} for s, p in paths.items()},
         "labels": labels, "n_train_sentences": len(train_s),
         "n_eval_sentences": {s: len(v) for s, v in evals.items()},
+        "device": str(device), "precision": precision,
+        "selection": SELECT_DEV if "dev" in evals else SELECT_LAST,
     })
 
     torch.manual_seed(t.seed)
-    task = make_task(config, labels)
-    model = task.module
-    device = pick_device()
-    bf16 = use_bf16(t.precision, device)
-    windows = task.examples(train_s)
-    lengths = [len(w) for w in windows]
-    steps_per_epoch = math.ceil(len(windows) / t.batch_size)
-    total_steps = steps_per_epoch * t.epochs
-    optimizer = make_optimizer(model, config)
+    task = make_task(config, labels, precision)
+    examples = task.examples(train_s)
+    total_steps = math.ceil(len(examples) / t.batch_size) * t.epochs
+    optimizer = make_optimizer(task.module, config)
     scheduler = linear_schedule(optimizer, int(t.warmup_ratio * total_steps), total_steps)
-    average = WeightAverage(model, t.ema) if t.ema else None
-
-    state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_f1": -1.0,
-                             "best_epoch": -1, "bad_epochs": 0, "history": [], "train_seconds": 0.0,
-                             "labels": labels, "loss_sum": 0.0, "loss_n": 0, "losses": []}
+    average = WeightAverage(task.module, t.ema) if t.ema else None
+    state = TrainState(labels=labels)
+    checkpoint, state = _restore(checkpoints, task.module, optimizer, scheduler) if checkpoints else (None, state)
     if checkpoint is not None:
-        state = load_checkpoint(checkpoint, model, optimizer, scheduler)
-        if state["labels"] != labels:
-            raise ModelError(f"{checkpoint} was trained on labels {state['labels']}, this data has {labels}")
+        if state.labels != labels:
+            raise ModelError(f"{checkpoint} was trained on labels {state.labels}, this data has {labels}")
         if average is not None:
             saved_average = load_averaged(checkpoint)
             if saved_average is None:
                 raise ConfigError(f"{checkpoint} holds no weight average; it was written without train.ema")
             average.load(saved_average)
-        log.info("resuming at epoch %d step %d", state["epoch"], state["step_in_epoch"])
+        log.info("resuming at epoch %d step %d", state.epoch, state.step_in_epoch)
+    if "dev" not in evals and t.patience is not None:
+        log.warning("no dev split: train.patience is ignored and the last epoch is kept")
+    return Setup(config, run_dir, task, examples, evals, device, precision, optimizer, scheduler,
+                 average), state
 
-    show = sys.stderr.isatty() if progress is None else progress
-    stopped = state.get("stopped", False)
-    while state["epoch"] < t.epochs and not stopped:
-        epoch = state["epoch"]
-        batches = length_grouped_batches(lengths, t.batch_size, seed=t.seed * 1000 + epoch) \
-            if t.group_by_length else _plain_batches(len(windows), t.batch_size, t.seed * 1000 + epoch)
-        bar = tqdm(total=len(batches), initial=state["step_in_epoch"], disable=not show,
-                   desc=f"epoch {epoch + 1}/{t.epochs}", unit="batch", leave=False)
-        started = time.perf_counter()
-        for idx in batches[state["step_in_epoch"]:]:
-            model.train()
-            batch = {k: v.to(device) for k, v in task.collate([windows[i] for i in idx]).items()}
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = task.loss(batch)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip, foreach=True)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            if average is not None:
-                average.update()
-            state["step_in_epoch"] += 1
-            state["global_step"] += 1
-            state["loss_sum"] += loss.item()
-            state["loss_n"] += 1
-            state["losses"].append(round(loss.item(), 5))
-            bar.update(1)
-            bar.set_postfix(loss=f"{state['loss_sum'] / state['loss_n']:.4f}")
-            if state["global_step"] % t.checkpoint_every_steps == 0 and state["step_in_epoch"] < len(batches):
-                state["train_seconds"] += time.perf_counter() - started
-                started = time.perf_counter()
-                save_checkpoint(run_dir, model, optimizer, scheduler, state,
-                                average.state() if average else None)
-        bar.close()
-        state["train_seconds"] += time.perf_counter() - started
-        quarter = max(1, len(state["losses"]) // 4)
-        record: dict[str, Any] = {
-            "epoch": epoch + 1, "train_loss": state["loss_sum"] / max(1, state["loss_n"]),
-            "train_loss_first_quarter": sum(state["losses"][:quarter]) / quarter,
-            "train_loss_last_quarter": sum(state["losses"][-quarter:]) / quarter,
-            "steps": state["global_step"], "train_seconds": round(state["train_seconds"], 2),
-        }
-        if average is not None:
-            average.swap()  # dev selection and the saved model use the averaged weights
-        if "dev" in evals:
-            dev = evaluate_task(task, evals["dev"])
-            record["dev"] = {m: dev.overall[m].f1 for m in dev.overall}
-            f1 = dev.overall["strict"].f1
-        else:
-            f1 = -record["train_loss"]  # no dev split: keep the last epoch
-        if f1 > state["best_f1"]:
-            state.update(best_f1=f1, best_epoch=epoch + 1, bad_epochs=0)
-            write_folder_atomically(run_dir / "model", task.save)
-        else:
-            state["bad_epochs"] += 1
-        if average is not None:
-            average.swap()
-        state["history"].append(record)
-        if t.patience is not None and state["bad_epochs"] >= t.patience:
-            stopped = state["stopped"] = True
-        per_epoch = state["train_seconds"] / (epoch + 1)
-        if t.max_train_seconds is not None and state["train_seconds"] + per_epoch > t.max_train_seconds:
-            stopped = state["stopped"] = True  # another epoch would overrun the time budget
-        state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, loss_n=0, losses=[])
-        save_checkpoint(run_dir, model, optimizer, scheduler, state, average.state() if average else None)
-        (run_dir / "metrics.jsonl").write_text(
-            "".join(json.dumps(r) + "\n" for r in state["history"]), encoding="utf-8")
-        log.info("epoch %d: %s", epoch + 1, record)
 
-    test_report = None
-    if "test" in evals:
-        from bioner.models.tagger import load_tagger
+def _restore(checkpoints: list[Path], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             scheduler: torch.optim.lr_scheduler.LambdaLR) -> tuple[Path, TrainState]:
+    """The newest checkpoint that loads; a damaged one is reported and the previous one tried."""
+    problems = []
+    for folder in checkpoints:
+        try:
+            return folder, TrainState.from_json(load_checkpoint(folder, model, optimizer, scheduler), folder)
+        except ModelError as exc:
+            log.warning("%s; trying the previous checkpoint", exc)
+            problems.append(str(exc))
+    raise ModelError("no checkpoint in the run folder can be resumed: " + "; ".join(problems)
+                     + ". Start again with a new --out (or delete the checkpoint folders).")
 
-        best = load_tagger(run_dir)
-        test_report = evaluate(evals["test"], best.predict_sentences(evals["test"]), bootstrap=1000,
-                               seed=t.seed)
-        test_report.extra.update(best.report_extra())
-        test_report.extra["best_epoch"] = state["best_epoch"]
-        (run_dir / "eval_test.json").write_text(json.dumps(test_report.to_dict(), indent=1), encoding="utf-8")
-    return TrainResult(run_dir, state["best_epoch"], state["best_f1"], len(state["history"]),
-                       state["train_seconds"], test_report)
+
+def _checkpoint(s: Setup, state: TrainState) -> None:
+    save_checkpoint(s.run_dir, s.task.module, s.optimizer, s.scheduler, state.to_json(),
+                    s.average.state() if s.average else None)
+
+
+def run_epoch(s: Setup, state: TrainState, show: bool) -> dict[str, Any]:
+    """One pass over the training batches (from ``state.step_in_epoch`` when resuming)."""
+    t = s.config.train
+    model = s.task.module
+    epoch = state.epoch
+    lengths = [len(w) for w in s.examples]
+    batches = length_grouped_batches(lengths, t.batch_size, seed=t.seed * 1000 + epoch) \
+        if t.group_by_length else _plain_batches(len(s.examples), t.batch_size, t.seed * 1000 + epoch)
+    bar = tqdm(total=len(batches), initial=state.step_in_epoch, disable=not show,
+               desc=f"epoch {epoch + 1}/{t.epochs}", unit="batch", leave=False)
+    started = time.perf_counter()
+    for idx in batches[state.step_in_epoch:]:
+        model.train()
+        batch = {k: v.to(s.device) for k, v in s.task.collate([s.examples[i] for i in idx]).items()}
+        with autocast(s.device, s.precision):
+            loss = s.task.loss(batch)
+        value = loss.item()
+        if not math.isfinite(value):
+            bar.close()
+            raise TrainingError(
+                f"the training loss became {value} at step {state.global_step + 1} (epoch {epoch + 1}); "
+                f"stopped before it reached the weights. Lower train.lr (now {t.lr:g}) or "
+                f"train.head_lr, or try train.precision=fp32. {s.run_dir / 'model'} keeps the last "
+                "selected epoch, if any.")
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip, foreach=True)
+        s.optimizer.step()
+        s.scheduler.step()
+        s.optimizer.zero_grad(set_to_none=True)
+        if s.average is not None:
+            s.average.update()
+        state.step_in_epoch += 1
+        state.global_step += 1
+        state.loss_sum += value
+        state.loss_n += 1
+        state.losses.append(round(value, 5))
+        bar.update(1)
+        bar.set_postfix(loss=f"{state.loss_sum / state.loss_n:.4f}")
+        if state.global_step % t.checkpoint_every_steps == 0 and state.step_in_epoch < len(batches):
+            state.train_seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            _checkpoint(s, state)
+    bar.close()
+    state.train_seconds += time.perf_counter() - started
+    quarter = max(1, len(state.losses) // 4)
+    return {
+        "epoch": epoch + 1, "train_loss": state.loss_sum / max(1, state.loss_n),
+        "train_loss_first_quarter": sum(state.losses[:quarter]) / quarter,
+        "train_loss_last_quarter": sum(state.losses[-quarter:]) / quarter,
+        "steps": state.global_step, "train_seconds": round(state.train_seconds, 2),
+    }
+
+
+def select(s: Setup, state: TrainState, record: dict[str, Any]) -> None:
+    """Score the epoch, keep its model if it is the one to keep, decide whether to stop, and
+    checkpoint the end of the epoch."""
+    t = s.config.train
+    epoch = state.epoch
+    if s.average is not None:
+        s.average.swap()  # dev selection and the saved model use the averaged weights
+    if "dev" in s.evals:
+        dev = evaluate_task(s.task, s.evals["dev"])
+        record["dev"] = {m: dev.overall[m].f1 for m in dev.overall}
+        f1 = dev.overall["strict"].f1
+        keep = state.best_dev_f1 is None or f1 > state.best_dev_f1
+        if keep:
+            state.best_dev_f1 = f1
+    else:
+        keep = True
+        record["selection"] = SELECT_LAST
+    if keep:
+        state.best_epoch, state.bad_epochs = epoch + 1, 0
+        write_folder_atomically(s.run_dir / "model", s.task.save)
+    else:
+        state.bad_epochs += 1
+    if s.average is not None:
+        s.average.swap()
+    state.history.append(record)
+    if "dev" in s.evals and t.patience is not None and state.bad_epochs >= t.patience:
+        state.stopped = True
+    per_epoch = state.train_seconds / (epoch + 1)
+    if t.max_train_seconds is not None and state.train_seconds + per_epoch > t.max_train_seconds:
+        state.stopped = True  # another epoch would overrun the time budget
+    state.epoch, state.step_in_epoch, state.loss_sum, state.loss_n, state.losses = epoch + 1, 0, 0.0, 0, []
+    _checkpoint(s, state)
+    write_text_atomic(s.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in state.history))
+    log.info("epoch %d: %s", epoch + 1, record)
+
+
+def final_test(s: Setup, state: TrainState) -> Report | None:
+    """Score the kept model, loaded back from the run folder exactly as users will load it."""
+    if "test" not in s.evals:
+        return None
+    from bioner.models.loading import load_tagger
+
+    t = s.config.train
+    best = load_tagger(s.run_dir, trust_remote_code=s.config.model.trust_remote_code,
+                       allow_pickle=s.config.model.allow_pickle)
+    report = evaluate(s.evals["test"], best.predict_sentences(s.evals["test"]), bootstrap=t.test_bootstrap,
+                      seed=t.seed)
+    report.extra.update(best.report_extra())
+    report.extra["best_epoch"] = state.best_epoch
+    report.extra["selection"] = SELECT_DEV if "dev" in s.evals else SELECT_LAST
+    write_text_atomic(s.run_dir / "eval_test.json", json.dumps(report.to_dict(), indent=1))
+    return report
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool | None = None) -> TrainResult:
+    with RunLock(run_dir):
+        s, state = setup(config, run_dir, resume)
+        show = sys.stderr.isatty() if progress is None else progress
+        while state.epoch < config.train.epochs and not state.stopped:
+            record = run_epoch(s, state, show)
+            select(s, state, record)
+        test_report = final_test(s, state)
+    return TrainResult(run_dir, state.best_epoch, state.best_dev_f1, len(state.history), state.train_seconds,
+                       test_report, SELECT_DEV if "dev" in s.evals else SELECT_LAST)
 
 
 def _plain_batches(n: int, batch_size: int, seed: int) -> list[list[int]]:

@@ -1,0 +1,97 @@
+"""The Tagger interface: what every tagger kind offers, whatever model is behind it.
+
+``predict([["Aspirin", "causes", "ulcers"]])`` returns ``[["B-Chemical", "O", "B-Disease"]]``;
+``tag_text`` and ``tag_documents`` split raw text, tag it and map the tags back to exact
+character offsets.  Serving and corpus-scale tagging build on these methods only.
+Load a trained one with :func:`bioner.models.loading.load_tagger`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from torch import nn
+
+from bioner.corpus.documents import Document, TextSpan, sentence_spans
+from bioner.corpus.text import text_to_sentences
+from bioner.corpus.types import Sentence
+from bioner.models.runtime import Precision
+
+
+class Tagger(ABC):
+    """What every tagger kind offers; :func:`bioner.models.load_tagger` picks the kind from the folder."""
+
+    kind = "base"
+    labels: list[str]
+    model: nn.Module  # the torch module (kept for parameter counts also when ONNX runs)
+    precision: Precision = "fp32"
+    batch_sentences: int = 256  # sentences gathered across documents per model call
+    last_stats: dict[str, Any] = {}
+
+    @abstractmethod
+    def predict(self, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
+        """One tag per input token, for every sentence, in input order."""
+
+    def predict_with_scores(self, token_lists: Sequence[Sequence[str]]
+                            ) -> tuple[list[list[str]], list[list[float]] | None]:
+        """Tags plus a per-token confidence where the model gives one (None otherwise)."""
+        return self.predict(token_lists), None
+
+    def predict_sentences(self, sentences: Sequence[Sentence]) -> list[Sentence]:
+        tags = self.predict([s.tokens for s in sentences])
+        return [Sentence(s.id, s.tokens, t, s.offsets, s.source, dict(s.meta))
+                for s, t in zip(sentences, tags)]
+
+    def report_extra(self) -> dict[str, Any]:
+        return {"kind": self.kind, "precision": self.precision}
+
+    def forward_flops(self, token_lists: Sequence[Sequence[str]]) -> float | None:
+        """FLOPs of one prediction over ``token_lists`` where the kind can count them (else None)."""
+        return None
+
+    def tag_text(self, text: str) -> list[TextSpan]:
+        """Split, tokenize, tag and map back: spans with exact character offsets into ``text``."""
+        return next(iter(self.tag_documents([Document("text", text)]))).spans
+
+    def tag_documents(self, docs: Iterable[Document], batch_sentences: int | None = None) -> Iterator[Document]:
+        """Tag a stream of documents, batching sentences across documents; documents come out
+        in input order as soon as all their sentences are tagged, so memory stays bounded by
+        ``batch_sentences`` and the largest single document, not by the stream."""
+        batch_sentences = batch_sentences or self.batch_sentences
+        waiting: deque[list[Any]] = deque()  # [document, spans so far, sentences left]
+        buffer: list[tuple[list[Any], Sentence]] = []
+
+        def flush() -> None:
+            lists: list[list[str]] = []
+            where: list[int] = []
+            for k, (entry, sent) in enumerate(buffer):
+                if k and entry is not buffer[k - 1][0]:
+                    lists.append([])  # an empty sentence between documents: context never crosses it
+                where.append(len(lists))
+                lists.append(sent.tokens)
+            tags, scores = self.predict_with_scores(lists)
+            for k, (entry, sent) in zip(where, buffer):
+                entry[1] += sentence_spans(sent, entry[0].text, tags[k], scores[k] if scores else None)
+                entry[2] -= 1
+            buffer.clear()
+
+        def ready() -> Iterator[Document]:
+            while waiting and waiting[0][2] == 0:
+                doc, spans, _ = waiting.popleft()
+                yield Document(doc.id, doc.text, spans, dict(doc.meta))
+
+        for doc in docs:
+            sents = text_to_sentences(doc.text, doc.id)
+            entry: list[Any] = [doc, [], len(sents)]
+            waiting.append(entry)
+            for sent in sents:
+                buffer.append((entry, sent))
+                if len(buffer) >= batch_sentences:
+                    flush()
+                    yield from ready()
+            yield from ready()
+        flush()
+        yield from ready()
