@@ -12,7 +12,17 @@ import sys
 
 import typer
 
-from bioner.cli import bench, data, demo, evaluate, experiment, export, predict, train
+from bioner.cli import (
+    bench,
+    data,
+    demo,
+    evaluate,
+    experiment,
+    export,
+    predict,
+    serve,
+    train,
+)
 from bioner.errors import BionerError
 
 app = typer.Typer(
@@ -30,6 +40,7 @@ app.command("predict")(predict.predict_command)
 app.command("demo")(demo.demo_command)
 app.command("bench")(bench.bench_command)
 app.command("export")(export.export_command)
+app.command("serve")(serve.serve_command)
 
 
 def quiet_libraries() -> None:

@@ -31,6 +31,11 @@ def tokenize(text: str, offset: int = 0) -> list[tuple[str, int, int]]:
     return [(m.group(), m.start() + offset, m.end() + offset) for m in _TOKEN.finditer(text)]
 
 
+def count_tokens(text: str) -> int:
+    """How many tokens :func:`tokenize` would make (for batching budgets; no lists built)."""
+    return sum(1 for _ in _TOKEN.finditer(text))
+
+
 @lru_cache(maxsize=1)
 def _segmenter() -> object:
     import pysbd
