@@ -91,6 +91,8 @@ class TrainConfig(_Section):
     ema: float | None = Field(None, gt=0, lt=1)
     # bootstrap resamples for the final test report's 95% intervals (0: none)
     test_bootstrap: int = Field(1000, ge=0)
+    # fit a temperature for span scores on dev after training (kept when it lowers dev ECE)
+    calibrate: bool = True
 
 
 class InferenceConfig(_Section):

@@ -47,9 +47,11 @@ def test_tiny_grid_runs_resumes_and_reports(tmp_path: Path) -> None:
         assert title in md
     assert md.count("| sample |") >= 4 and "p (A > B)" in md
     pngs = sorted(p.name for p in report_dir.glob("*.png"))
-    assert "length_profiles.png" in pngs and "cost_vs_f1_sample.png" in pngs and len(pngs) == 5
+    assert pngs == ["cost_vs_f1_sample.png", "cost_vs_f1_second.png", "f1_by_length_sample.png",
+                    "f1_by_length_second.png", "length_profiles.png", "reliability_sample.png",
+                    "reliability_second.png"]  # one reliability diagram per dataset: every tagger is scored
     html = (report_dir / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5
+    assert html.count("data:image/png;base64,") == 7
     assert "wrote" in rep and (report_dir / "results.csv").read_text().count("\n") == 5
     cost = json.loads((cell / "cost.json").read_text())
     assert cost["sentences_per_s"] > 0 and cost["params_total"] > 0

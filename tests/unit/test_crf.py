@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -97,3 +98,46 @@ def test_an_entity_crossing_a_window_cut_comes_back_whole() -> None:
     assert len(windows) > 1 and any(words[w.owned[0]] == "beta" for w in windows[1:])  # cuts inside it
     tags = tagger.predict([words])[0]
     assert tags_to_spans(tags) == [Span(5, 26, "X")]
+
+
+@pytest.mark.parametrize(("start", "stop", "first"), [(1, 3, True), (0, 2, True), (2, 5, True), (0, 5, False),
+                                                      (3, 4, True)])
+def test_segment_probability_is_the_crf_marginal(start: int, stop: int, first: bool) -> None:
+    from bioner.models.crf import segment_log_prob
+
+    torch.manual_seed(start * 7 + stop)
+    crf = CRF(LABELS)
+    with torch.no_grad():
+        for p in crf.parameters():
+            p.normal_()
+    length = 5
+    emissions = torch.randn(1, length, len(LABELS))
+    mask = torch.ones(1, length, dtype=torch.bool)
+    flag = torch.tensor([first])
+    paths = [p for p in itertools.product(range(len(LABELS)), repeat=length) if _allowed(p, first)]
+    scores = torch.tensor([_path_score(crf, emissions[0], p) for p in paths])
+    probs = (scores - torch.logsumexp(scores, 0)).exp()
+    b_x, i_x = LABELS.index("B-X"), LABELS.index("I-X")
+    head = b_x if first else i_x  # a cut window may open inside an entity
+    want = sum(float(pr) for p, pr in zip(paths, probs)
+               if p[start] == head and all(t == i_x for t in p[start + 1:stop]) and (stop == length or p[stop] != i_x))
+    alpha, beta, log_z = crf.forward_backward(emissions, mask, flag)
+    assert float(log_z[0]) == pytest.approx(float(torch.logsumexp(scores, 0)), abs=1e-4)
+    trans, end = crf.transition_scores()
+    got = math.exp(segment_log_prob(alpha[0], beta[0], float(log_z[0]), emissions[0], trans, end, length,
+                                    start, stop, head, i_x))
+    assert got == pytest.approx(want, abs=1e-5)
+
+
+def test_span_scores_are_probabilities_and_follow_the_evidence() -> None:
+    from bioner.models.encoder import embedded_model_dir
+
+    tok = load_tokenizer(str(embedded_model_dir()))
+    ids = {w: tok.convert_tokens_to_ids(w) for w in ("the", "alpha", "beta")}
+    for crf in (True, False):
+        model = _OneHotEmissions({ids["the"]: "O", ids["alpha"]: "B-X", ids["beta"]: "I-X"}, crf=crf)
+        tagger = EncoderTagger(model, tok, "first", max_subwords=16, stride=4)  # type: ignore[arg-type]
+        words = ["the", "alpha", "beta", "the"] + ["the"] * 20 + ["alpha", "beta", "beta"] + ["the"] * 3
+        tags, scores = tagger.predict_with_scores([words])
+        assert set(scores[0]) == {(s.start, s.end) for s in tags_to_spans(tags[0])} == {(1, 3), (24, 27)}
+        assert all(0.99 < p <= 1.0 for p in scores[0].values()), (crf, scores)

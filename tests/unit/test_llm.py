@@ -87,7 +87,20 @@ def test_free_generation_untrained_is_parsed_and_counted(decoder: Path, sample: 
     counts = tagger.report_extra()["generation"]
     assert counts["mismatched_tokens"] > 0  # a random model writes nonsense, and it is counted
     assert counts["sentences_with_problems"] == 4
-    assert all(tags_to_spans(t) is not None for t in out)
+    assert all(tag in LABELS for tags in out for tag in tags)  # unknown tags were read as O, and counted
+    assert tagger.predict_with_scores(tokens[:1])[1] is None  # free generation gives no span scores
+
+
+def test_constrained_generation_scores_spans_with_tag_probabilities(decoder: Path, sample: list) -> None:  # type: ignore[type-arg]
+    tagger = gen_tagger(decoder, constrained=True)
+    tokens = [s.tokens for s in sample[:6]]
+    tags, scores = tagger.predict_with_scores(tokens)
+    assert tags == tagger.predict(tokens)
+    assert scores is not None
+    for t, sc in zip(tags, scores):
+        assert set(sc) == {(s.start, s.end) for s in tags_to_spans(t)}
+        assert all(0.0 < p <= 1.0 for p in sc.values())
+    assert any(sc for sc in scores)  # an untrained model still predicts some entities here
 
 
 def test_qlora_on_cpu_is_a_clear_error(decoder: Path) -> None:

@@ -14,6 +14,7 @@ import typer
 
 from bioner.cli import (
     bench,
+    calibrate,
     data,
     demo,
     evaluate,
@@ -41,6 +42,7 @@ app.command("demo")(demo.demo_command)
 app.command("bench")(bench.bench_command)
 app.command("export")(export.export_command)
 app.command("serve")(serve.serve_command)
+app.command("calibrate")(calibrate.calibrate_command)
 
 
 def quiet_libraries() -> None:

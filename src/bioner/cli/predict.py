@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from bioner.cli.options import AllowPickle, Backend, Precision, Threads, TrustRemoteCode
+from bioner.corpus.bio import spans_to_tags, tags_to_spans
 from bioner.corpus.conll import load_conll, write_conll
 from bioner.corpus.documents import Document, documents_to_sentences
 from bioner.corpus.formats import (
@@ -19,8 +20,10 @@ from bioner.corpus.formats import (
     read_documents,
     write_documents,
 )
+from bioner.corpus.types import Sentence
 from bioner.errors import BionerError, InputError
 from bioner.files import check_output
+from bioner.models.base import Tagger
 
 CONLL_SUFFIXES = (".conll", ".tsv", ".iob", ".bio")
 
@@ -46,6 +49,7 @@ def predict_command(
     threads: Threads = None,
     backend: Backend = "auto",
     precision: Precision = None,
+    min_score: Annotated[float | None, typer.Option(help="Keep only spans whose probability is at least this (0-1).")] = None,
     trust_remote_code: TrustRemoteCode = False,
     allow_pickle: AllowPickle = False,
 ) -> None:
@@ -54,6 +58,8 @@ def predict_command(
 
     if (input is None) == (text is None):
         raise BionerError("give exactly one of --input FILE or --text 'some text'")
+    if min_score is not None and not 0.0 <= min_score <= 1.0:
+        raise InputError(f"--min-score {min_score}: a probability between 0 and 1")
     if text is not None:
         text = checked_text(text)
     check_output(output, [input])  # before anything is read or loaded
@@ -62,13 +68,13 @@ def predict_command(
     tagger = load_tagger(model, threads, backend, precision=precision, trust_remote_code=trust_remote_code,
                          allow_pickle=allow_pickle)
     if text is not None:
-        _write_documents(tagger.tag_documents([Document("text", text)]), output, to_format)
+        _write_documents(tagger.tag_documents([Document("text", text)], min_score=min_score), output, to_format)
         return
     assert input is not None  # narrowed by the check above
     suffix = input.suffix.lower()
     if (from_format or "") == "conll" or (from_format is None and (
             suffix in CONLL_SUFFIXES or (suffix == ".txt" and guess_format(input) == "conll"))):
-        predicted = tagger.predict_sentences(load_conll(input))
+        predicted = predict_conll(tagger, load_conll(input), min_score)
         if output is None:
             write_conll(predicted, typer.get_text_stream("stdout"))
         else:
@@ -77,7 +83,21 @@ def predict_command(
     from tqdm import tqdm
 
     docs = tqdm(read_documents(input, from_format), desc="tagging", unit="doc", disable=not sys.stderr.isatty())
-    _write_documents(tagger.tag_documents(docs), output, to_format)
+    _write_documents(tagger.tag_documents(docs, min_score=min_score), output, to_format)
+
+
+def predict_conll(tagger: Tagger, sentences: list[Sentence], min_score: float | None) -> list[Sentence]:
+    """Tags for CoNLL input; spans under ``min_score`` become O."""
+    if min_score is None:
+        return tagger.predict_sentences(sentences)
+    tags, scores = tagger.predict_with_scores([s.tokens for s in sentences])
+    if scores is None:
+        raise InputError(f"--min-score: this {tagger.kind} tagger gives no span scores")
+    out = []
+    for sent, t, sc in zip(sentences, tags, scores):
+        kept = [s for s in tags_to_spans(t) if sc.get((s.start, s.end), 0.0) >= min_score]
+        out.append(Sentence(sent.id, sent.tokens, spans_to_tags(kept, len(t)), sent.offsets, sent.source, dict(sent.meta)))
+    return out
 
 
 def _write_documents(tagged: Iterable[Document], output: Path | None, to_format: str | None) -> None:

@@ -137,13 +137,14 @@ def documents_to_sentences(docs: Iterable[Document], overlap: str = "longest",
 
 
 def sentence_spans(sentence: Sentence, text: str, tags: Sequence[str] | None = None,
-                   scores: Sequence[float] | None = None) -> list[TextSpan]:
-    """Predicted (or gold) tags of a sentence with offsets → character spans into ``text``."""
+                   span_scores: dict[tuple[int, int], float] | None = None) -> list[TextSpan]:
+    """Predicted (or gold) tags of a sentence with offsets → character spans into ``text``;
+    ``span_scores`` gives each span's probability by its token ``(start, end)``."""
     if sentence.offsets is None:
         raise ValueError(f"{sentence.where} has no character offsets")
     out = []
     for span in tags_to_spans(tags if tags is not None else sentence.tags or []):
         a, b = sentence.offsets[span.start][0], sentence.offsets[span.end - 1][1]
-        score = min(scores[span.start:span.end]) if scores else None
+        score = span_scores.get((span.start, span.end)) if span_scores is not None else None
         out.append(TextSpan(a, b, span.label, text[a:b], score))
     return out

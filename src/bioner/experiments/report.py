@@ -46,6 +46,8 @@ def collect(spec: ExperimentSpec, spec_path: Path) -> list[dict[str, Any]]:
             "train_seconds": cost.get("train_seconds"), "params_total": cost["params_total"],
             "run_dir": str(folder), "data_sha256": {k: v["sha256"] for k, v in prov.get("data_files", {}).items()},
             "packages": prov.get("packages", {}),
+            "calibration": ev.get("calibration"),
+            "ece": (ev.get("calibration") or {}).get("ece"),
         })
     return rows
 
@@ -156,6 +158,21 @@ def plots(spec: ExperimentSpec, rows: list[dict[str, Any]], out: Path) -> list[P
         ax.set_ylim(0, 1.15)
         ax.legend(ncol=2, fontsize="small", loc="upper center")  # above the bars, which end at 1.0
         paths.append(_save(plt, fig, out / f"f1_by_length_{ds}.png"))
+        scored = [(tg, rs[0]["calibration"]) for tg, rs in items if rs[0].get("calibration")]
+        if scored:  # reliability diagram: does a span scored p come out right p of the time?
+            fig, ax = plt.subplots(figsize=(5, 5))
+            ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="calibrated")
+            for tg, cal in scored:
+                bins = [b for b in cal["bins"] if b["n"]]
+                ax.plot([b["mean_score"] for b in bins], [b["accuracy"] for b in bins], marker="o",
+                        label=f"{tg} (ECE {cal['ece']:.3f})")
+            ax.set_xlabel("span score (bin mean)")
+            ax.set_ylabel("share of spans exactly right")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+            ax.set_title(f"{ds}: reliability of span scores (seed {items[0][1][0]['seed']})")
+            ax.legend(fontsize="small", loc="upper left")
+            paths.append(_save(plt, fig, out / f"reliability_{ds}.png"))
     fig, ax = plt.subplots(figsize=(6, 4))
     for k, ds in enumerate(spec.datasets):
         stats = split_stats(islice(read_conll(resolve_dataset(ds).path("test")), spec.limit_eval))
@@ -192,7 +209,7 @@ def write_report(spec: ExperimentSpec, spec_path: Path, out: Path) -> dict[str, 
     if not rows:
         raise FileNotFoundError(f"no finished cells under {out_dir(spec, spec_path)}: run the experiment first")
     with atomic_write(out / "results.csv", newline="") as f:
-        fields = [k for k in rows[0] if k not in ("packages",)]
+        fields = [k for k in rows[0] if k not in ("packages", "calibration")]
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         for r in rows:

@@ -18,6 +18,7 @@ from torch import nn
 from bioner.corpus.documents import Document, TextSpan, sentence_spans
 from bioner.corpus.text import text_to_sentences
 from bioner.corpus.types import Sentence
+from bioner.errors import ModelError
 from bioner.models.runtime import Precision
 
 
@@ -36,8 +37,9 @@ class Tagger(ABC):
         """One tag per input token, for every sentence, in input order."""
 
     def predict_with_scores(self, token_lists: Sequence[Sequence[str]]
-                            ) -> tuple[list[list[str]], list[list[float]] | None]:
-        """Tags plus a per-token confidence where the model gives one (None otherwise)."""
+                            ) -> tuple[list[list[str]], list[dict[tuple[int, int], float]] | None]:
+        """Tags plus, per sentence, each predicted span's probability keyed by its token
+        ``(start, end)``, where the model gives one (None otherwise)."""
         return self.predict(token_lists), None
 
     def predict_sentences(self, sentences: Sequence[Sentence]) -> list[Sentence]:
@@ -52,14 +54,16 @@ class Tagger(ABC):
         """FLOPs of one prediction over ``token_lists`` where the kind can count them (else None)."""
         return None
 
-    def tag_text(self, text: str) -> list[TextSpan]:
+    def tag_text(self, text: str, min_score: float | None = None) -> list[TextSpan]:
         """Split, tokenize, tag and map back: spans with exact character offsets into ``text``."""
-        return next(iter(self.tag_documents([Document("text", text)]))).spans
+        return next(iter(self.tag_documents([Document("text", text)], min_score=min_score))).spans
 
-    def tag_documents(self, docs: Iterable[Document], batch_sentences: int | None = None) -> Iterator[Document]:
+    def tag_documents(self, docs: Iterable[Document], batch_sentences: int | None = None,
+                      min_score: float | None = None) -> Iterator[Document]:
         """Tag a stream of documents, batching sentences across documents; documents come out
         in input order as soon as all their sentences are tagged, so memory stays bounded by
-        ``batch_sentences`` and the largest single document, not by the stream."""
+        ``batch_sentences`` and the largest single document, not by the stream.  ``min_score``
+        drops spans whose probability is lower (taggers without scores refuse it)."""
         batch_sentences = batch_sentences or self.batch_sentences
         waiting: deque[list[Any]] = deque()  # [document, spans so far, sentences left]
         buffer: list[tuple[list[Any], Sentence]] = []
@@ -73,8 +77,13 @@ class Tagger(ABC):
                 where.append(len(lists))
                 lists.append(sent.tokens)
             tags, scores = self.predict_with_scores(lists)
+            if min_score is not None and scores is None:
+                raise ModelError(f"a minimum score was asked for, but this {self.kind} tagger gives no span scores")
             for k, (entry, sent) in zip(where, buffer):
-                entry[1] += sentence_spans(sent, entry[0].text, tags[k], scores[k] if scores else None)
+                spans = sentence_spans(sent, entry[0].text, tags[k], scores[k] if scores else None)
+                if min_score is not None:
+                    spans = [s for s in spans if s.score is not None and s.score >= min_score]
+                entry[1] += spans
                 entry[2] -= 1
             buffer.clear()
 

@@ -101,3 +101,56 @@ class CRF(nn.Module):
                 path.append(tag)
             paths.append(path[::-1])
         return paths
+
+    @torch.no_grad()
+    def forward_backward(self, emissions: torch.Tensor, mask: torch.Tensor, first: torch.Tensor | None = None,
+                         temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``alpha`` (batch, words, labels): log-score of every prefix ending at each word with each
+        label (its emission included); ``beta``: log-score of every suffix after it (its emission
+        excluded, the end score at the last real word); ``log_z`` per row.  Segment and tag
+        marginals are sums of these, so span scores are probabilities under the CRF itself.
+        ``temperature`` divides every score (the best path stays the same; probabilities soften)."""
+        emissions = emissions.float() / temperature
+        b, t, n = emissions.shape
+        start, trans = self._scores(b, first)
+        start, trans = start / temperature, trans / temperature
+        alpha = emissions.new_empty(b, t, n)
+        alpha[:, 0] = start + emissions[:, 0]
+        for k in range(1, t):
+            nxt = torch.logsumexp(alpha[:, k - 1].unsqueeze(2) + trans.unsqueeze(0), dim=1) + emissions[:, k]
+            alpha[:, k] = torch.where(mask[:, k:k + 1], nxt, alpha[:, k - 1])
+        beta = emissions.new_empty(b, t, n)
+        end = (self.end.detach() / temperature).expand(b, -1)
+        beta[:, t - 1] = end
+        for k in range(t - 2, -1, -1):
+            nxt = torch.logsumexp(trans.unsqueeze(0) + (emissions[:, k + 1] + beta[:, k + 1]).unsqueeze(1), dim=2)
+            beta[:, k] = torch.where(mask[:, k + 1:k + 2], nxt, end)
+        lengths = mask.sum(1).clamp(min=1)
+        last = alpha.gather(1, (lengths - 1).view(b, 1, 1).expand(b, 1, n)).squeeze(1)
+        log_z = torch.logsumexp(last + self.end / temperature, dim=1)
+        return alpha, beta, log_z
+
+    def transition_scores(self, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """The masked transition matrix and end scores, as marginals at ``temperature`` use them."""
+        _, trans = self._scores(1)
+        return trans.detach() / temperature, self.end.detach() / temperature
+
+
+def segment_log_prob(alpha: torch.Tensor, beta: torch.Tensor, log_z: float, emissions: torch.Tensor,
+                     trans: torch.Tensor, end: torch.Tensor, length: int, start: int, stop: int,
+                     first_tag: int, inside_tag: int) -> float:
+    """log P(tags[start] = first_tag, tags[start+1:stop] = inside_tag, tags[stop] != inside_tag) for
+    one row of length ``length`` (``stop == length``: the segment reaches the row's end)."""
+    lp = alpha[start, first_tag]
+    prev = first_tag
+    for k in range(start + 1, stop):  # emissions, trans and end at the temperature alpha/beta used
+        lp = lp + trans[prev, inside_tag] + emissions[k, inside_tag]
+        prev = inside_tag
+    if stop < length:
+        options = trans[prev] + emissions[stop] + beta[stop]
+        keep = torch.ones_like(options, dtype=torch.bool)
+        keep[inside_tag] = False
+        lp = lp + torch.logsumexp(options[keep], dim=0)
+    else:
+        lp = lp + end[prev]
+    return float(lp - log_z)

@@ -8,20 +8,50 @@ input order.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from bioner.config import InferenceConfig
-from bioner.corpus.bio import repair_bio
+from bioner.corpus.bio import repair_bio, tags_to_spans
+from bioner.corpus.types import Span
 from bioner.encoding.batches import collate, token_budget_batches
 from bioner.encoding.subwords import SubwordEncoder, Window, stitch
 from bioner.models.base import Tagger
+from bioner.models.crf import segment_log_prob
 from bioner.models.encoder import TokenTagger, word_emissions
 from bioner.models.runtime import Precision, autocast
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class WindowScores:
+    """What span probabilities need from one window: the CRF's word emissions and its
+    forward-backward tables (at ``temperature``), or the logits over its sub-words."""
+
+    emissions: torch.Tensor | None = None  # CRF: (owned words, labels); softmax: (sub-words, labels) logits
+    first: bool = True  # the window starts its sentence (the CRF's start rule applies)
+    alpha: torch.Tensor | None = None
+    beta: torch.Tensor | None = None
+    log_z: float = 0.0
+    temperature: float = 1.0
+
+    def tables(self, crf: Any, temperature: float) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """alpha, beta, log Z at ``temperature`` (recomputed for this window when it differs)."""
+        if self.alpha is None or self.temperature != temperature:
+            assert self.emissions is not None
+            n = self.emissions.shape[0]
+            alpha, beta, log_z = crf.forward_backward(self.emissions[None], torch.ones(1, n, dtype=torch.bool),
+                                                      torch.tensor([self.first]), temperature)
+            self.alpha, self.beta, self.log_z, self.temperature = alpha[0], beta[0], float(log_z[0]), temperature
+        return self.alpha, self.beta, self.log_z  # type: ignore[return-value]
+
+
+TEMPERATURES = (0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0)
 
 
 class EncoderTagger(Tagger):
@@ -41,6 +71,7 @@ class EncoderTagger(Tagger):
         self.backend = "torch" if runner is None else f"onnx:{runner.path.name}"
         self.tokenizer = tokenizer
         self.labels = model.labels
+        self.label2id = {label: i for i, label in enumerate(self.labels)}
         self.strategy = strategy
         self.max_subwords = max_subwords
         self.stride = stride
@@ -51,6 +82,7 @@ class EncoderTagger(Tagger):
         self.batch_size = batch_size
         self.pad_to = pad_to  # pad every batch to this many sub-words (the reference study's loop)
         self.last_stats: dict[str, Any] = {}
+        self.temperature = 1.0  # divides scores before span probabilities (fitted on dev; tags unchanged)
 
     def reference_loop(self) -> "EncoderTagger":
         """The same model and encoding run as the reference study's loop does: one sentence per
@@ -68,15 +100,15 @@ class EncoderTagger(Tagger):
                               self.context, self.shapes)
 
     @torch.inference_mode()
-    def predict_ids(self, windows: list[Window]) -> tuple[list[list[int]], list[list[float]]]:
-        """Per window: sub-word label ids (no CRF) or owned-word label ids (CRF), each with the
-        model's probability for it (softmax of the logits; of the emissions under a CRF)."""
+    def predict_ids(self, windows: list[Window]) -> tuple[list[list[int]], list[WindowScores]]:
+        """Per window: sub-word label ids (no CRF) or owned-word label ids (CRF), and what span
+        scores are computed from (the CRF's forward-backward tables, or the softmax rows)."""
         out: list[list[int]] = [[] for _ in windows]
-        probs: list[list[float]] = [[] for _ in windows]
+        extra: list[WindowScores] = [WindowScores() for _ in windows]
         pad = self.tokenizer.pad_token_id  # type: ignore[attr-defined]
-        with_words = self.model.crf is not None
+        crf = self.model.crf
         for idx in token_budget_batches([len(w) for w in windows], self.max_tokens, self.batch_size):
-            batch = collate([windows[i] for i in idx], pad, with_words=with_words, pad_to=self.pad_to)
+            batch = collate([windows[i] for i in idx], pad, with_words=crf is not None, pad_to=self.pad_to)
             if self.runner is not None:
                 logits = self.runner(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
             else:
@@ -84,65 +116,122 @@ class EncoderTagger(Tagger):
                 with autocast(self.device, self.precision):
                     logits = self.model.emissions(batch["input_ids"], batch["attention_mask"],
                                                   batch.get("token_type_ids")).float()
-            if self.model.crf is not None:
-                emissions = word_emissions(logits, batch["word_pos"])
-                paths = self.model.crf.decode(emissions, batch["word_mask"], batch["word_first"])
-                soft = emissions.softmax(-1).cpu()
+            if crf is not None:
+                emissions = word_emissions(logits, batch["word_pos"]).float()
+                first = batch["word_first"]
+                paths = crf.decode(emissions, batch["word_mask"], first)
+                alpha, beta, log_z = crf.forward_backward(emissions, batch["word_mask"], first, self.temperature)
+                alpha, beta, emissions, log_z = alpha.cpu(), beta.cpu(), emissions.cpu(), log_z.cpu()
                 for row, (i, path) in enumerate(zip(idx, paths)):
                     out[i] = path
-                    probs[i] = [float(soft[row, k, label]) for k, label in enumerate(path)]
+                    n = len(path)
+                    extra[i] = WindowScores(emissions[row, :n], bool(first[row]), alpha[row, :n], beta[row, :n],
+                                            float(log_z[row]), self.temperature)
             else:
-                best_p, best = logits.softmax(-1).max(-1)
-                for i, row, row_p in zip(idx, best.tolist(), best_p.tolist()):
-                    out[i] = row[: len(windows[i])]
-                    probs[i] = row_p[: len(windows[i])]
-        return out, probs
+                logits = logits.float().cpu()
+                best = logits.argmax(-1).tolist()
+                for row, i in enumerate(idx):
+                    out[i] = best[row][: len(windows[i])]
+                    extra[i] = WindowScores(logits[row, : len(windows[i])])
+        return out, extra
 
     def predict(self, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
         return self.predict_with_scores(token_lists)[0]
 
     def predict_with_scores(self, token_lists: Sequence[Sequence[str]]
-                            ) -> tuple[list[list[str]], list[list[float]] | None]:
+                            ) -> tuple[list[list[str]], list[dict[tuple[int, int], float]] | None]:
         enc = self.encoder()
         windows = enc.encode_many(token_lists)
-        preds, probs = self.predict_ids(windows)
+        preds, extra = self.predict_ids(windows)
+        self.last_stats = enc.stats.to_dict()
+        if enc.stats.empty_words:
+            log.warning("%d word(s) had no sub-words and were read as the unknown token (e.g. %s)",
+                        enc.stats.empty_words, ", ".join(enc.stats.empty_word_examples[:3]))
+        return self._assemble(token_lists, windows, preds, extra, self.temperature)
+
+    def fit_temperature(self, token_lists: Sequence[Sequence[str]], gold_tags: Sequence[Sequence[str]],
+                        grid: Sequence[float] = TEMPERATURES) -> dict[str, float]:
+        """The temperature whose span scores are best calibrated (lowest ECE) on these sentences
+        (a dev split); the model runs once, only the scoring is repeated.  Sets and returns it."""
+        from bioner.evaluate.calibration import calibration, scored_outcomes
+
+        windows = self.encoder().encode_many(token_lists)
+        preds, extra = self.predict_ids(windows)
+        ece = {}
+        for t in sorted(set(grid) | {1.0}):
+            tags, scores = self._assemble(token_lists, windows, preds, extra, t)
+            ece[t] = calibration(scored_outcomes(gold_tags, tags, scores)).ece
+        best = min(ece, key=lambda t: (ece[t], abs(t - 1.0)))
+        self.temperature = best
+        return {"temperature": best, "ece_at_1": ece[1.0], "ece": ece[best]}
+
+    def _assemble(self, token_lists: Sequence[Sequence[str]], windows: list[Window], preds: list[list[int]],
+                  extra: list[WindowScores], temperature: float
+                  ) -> tuple[list[list[str]], list[dict[tuple[int, int], float]]]:
+        """Stitch window predictions into one tag per word and score each span at ``temperature``."""
         by_sentence: dict[int, list[int]] = {}
         for j, w in enumerate(windows):
             by_sentence.setdefault(w.sentence, []).append(j)
         results: list[list[str]] = []
-        scores: list[list[float]] = []
+        scores: list[dict[tuple[int, int], float]] = []
         for k, words in enumerate(token_lists):
             js = by_sentence.get(k, [])
-            word_p = [1.0] * len(words)
             if self.model.crf is not None:
                 ids = [-1] * len(words)
                 for j in js:
-                    for word, label, p in zip(windows[j].owned, preds[j], probs[j]):
-                        ids[word], word_p[word] = label, p
+                    for word, label in zip(windows[j].owned, preds[j]):
+                        ids[word] = label
             else:
                 ids = stitch(len(words), [windows[j] for j in js], [preds[j] for j in js], self.strategy)
-                for j in js:  # the probability at each owned word's first sub-word
-                    own, seen = set(windows[j].owned), set()
-                    for pos, word in enumerate(windows[j].word_ids):
-                        if word in own and word not in seen:
-                            seen.add(word)
-                            word_p[word] = probs[j][pos]
             tags = [self.labels[i] for i in ids]
             if self.model.crf is not None and len(js) > 1:
                 # a window cut mid-sentence may begin inside an entity (I-); where the window before
                 # ended outside one, that I- starts the entity: keep the output valid IOB2
                 tags = repair_bio(tags)[0]
             results.append(tags)
-            scores.append(word_p)
-        self.last_stats = enc.stats.to_dict()
-        if enc.stats.empty_words:
-            log.warning("%d word(s) had no sub-words and were read as the unknown token (e.g. %s)",
-                        enc.stats.empty_words, ", ".join(enc.stats.empty_word_examples[:3]))
+            pieces = [(windows[j], preds[j], extra[j]) for j in js]
+            scores.append({(s.start, s.end): self._span_probability(s, ids, len(words), pieces, temperature)
+                           for s in tags_to_spans(tags)})
         return results, scores
+
+    def _span_probability(self, span: Span, ids: list[int], n_words: int,
+                          pieces: list[tuple[Window, list[int], WindowScores]], temperature: float) -> float:
+        """The probability the model gives this exact span: its first tag, I- through its last word,
+        and no I- of its type right after it.  Under a CRF that is the segment's marginal by
+        forward-backward (a span across a window cut multiplies its parts); for softmax taggers it
+        is the same product under the per-word distributions (first sub-words), taken as independent."""
+        inside = self.label2id[f"I-{span.label}"]
+        crf = self.model.crf
+        if crf is not None:
+            trans, end = crf.transition_scores(temperature)
+            trans, end = trans.cpu(), end.cpu()
+            log_p = 0.0
+            for window, path, sc in pieces:
+                o0, n = window.owned[0] if window.owned else 0, len(window.owned)
+                a, b = max(span.start, o0), min(span.end, o0 + n)
+                if a >= b:
+                    continue
+                first = path[a - o0] if a == span.start else inside
+                alpha, beta, log_z = sc.tables(crf, temperature)
+                log_p += segment_log_prob(alpha, beta, log_z, sc.emissions / temperature,  # type: ignore[operator]
+                                          trans, end, n, a - o0, b - o0, first, inside)
+            return math.exp(log_p)
+        word_rows: dict[int, torch.Tensor] = {}
+        for window, _, sc in pieces:
+            own = set(window.owned)
+            for pos, word in enumerate(window.word_ids):
+                if word in own and word not in word_rows:
+                    word_rows[word] = (sc.emissions[pos] / temperature).softmax(-1)  # type: ignore[index]
+        p = float(word_rows[span.start][ids[span.start]])
+        for word in range(span.start + 1, span.end):
+            p *= float(word_rows[word][inside])
+        if span.end < n_words:
+            p *= 1.0 - float(word_rows[span.end][inside])
+        return p
 
     def report_extra(self) -> dict[str, Any]:
         return {"kind": self.kind, "backend": self.backend, "precision": self.precision,
-                "encoding": self.last_stats}
+                "score_temperature": self.temperature, "encoding": self.last_stats}
 
     def forward_flops(self, token_lists: Sequence[Sequence[str]]) -> float:
         """≈ 2 FLOPs per non-embedding weight per sub-word, plus attention (4·L·d·n² per window)."""

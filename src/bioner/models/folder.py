@@ -23,6 +23,7 @@ from bioner.files import write_text_atomic
 log = logging.getLogger(__name__)
 TAGGER_FILE = "tagger.json"
 LABELS_FILE = "labels.json"
+CALIBRATION_FILE = "calibration.json"  # the span-score temperature fitted on dev
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 KINDS = ("encoder", "llm-cls", "llm-gen")
 
@@ -126,3 +127,19 @@ def check_loadable(folder: Path, trust_remote_code: bool = False, allow_pickle: 
 def pretrained_kwargs(trust_remote_code: bool, allow_pickle: bool) -> dict[str, Any]:
     """What every ``from_pretrained`` call gets: safetensors only unless pickles are allowed."""
     return {"trust_remote_code": trust_remote_code, "use_safetensors": None if allow_pickle else True}
+
+
+def read_temperature(folder: Path) -> float:
+    """The span-score temperature fitted for this model (1.0 when none was fitted)."""
+    path = folder / CALIBRATION_FILE
+    if not path.is_file():
+        return 1.0
+    raw = _read_json(path)
+    value = raw.get("temperature") if isinstance(raw, dict) else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.05 <= value <= 100:
+        raise ModelError(f"{path}: 'temperature' must be a number between 0.05 and 100, got {value!r}")
+    return float(value)
+
+
+def write_calibration(folder: Path, fit: dict[str, Any]) -> None:
+    write_text_atomic(folder / CALIBRATION_FILE, json.dumps(fit, indent=1))

@@ -7,12 +7,15 @@ model writes freely and :func:`parse_response` aligns and counts every discrepan
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from bioner.corpus.bio import tags_to_spans
 from bioner.corpus.labels import LabelSet
 from bioner.encoding.prompts import GenerationCounts, parse_response, prompt_text
 from bioner.errors import ModelError
@@ -55,6 +58,19 @@ class _Plan:
         return [k for k in self.node if k is not None] or [self.eos]
 
 
+class _ChoiceProbability:
+    """A last logits processor that records, per step and row, the probability of the token greedy
+    decoding is about to take, over the tokens still allowed (the constraint has masked the rest)."""
+
+    def __init__(self) -> None:
+        self.steps: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        logp = scores.float().log_softmax(-1)
+        self.steps.append(logp.max(-1).values.exp().cpu())
+        return scores
+
+
 class GenerativeTagger(Tagger):
     kind = "llm-gen"
 
@@ -86,7 +102,8 @@ class GenerativeTagger(Tagger):
         return need if self.constrained else int(need * 1.5) + 8
 
     @torch.inference_mode()
-    def _generate(self, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
+    def _generate(self, token_lists: Sequence[Sequence[str]]) -> list[tuple[list[str], list[float] | None]]:
+        """Tags per sentence, with each word's tag probability under constrained decoding."""
         tok = self.tokenizer
         eos = tok.eos_token_id
         device = next(self.model.parameters()).device
@@ -102,11 +119,16 @@ class GenerativeTagger(Tagger):
         def allowed(batch_id: int, ids: torch.Tensor) -> list[int]:
             return plans[batch_id].allowed(ids[width:].tolist())
 
+        recorder = _ChoiceProbability()
         with autocast(device, self.precision):
-            out = self._generate_ids(enc, words, device, allowed)
-        return self._read(out, width, token_lists, words)
+            out = self._generate_ids(enc, words, device, allowed, recorder)
+        steps = torch.stack(recorder.steps, dim=1) if recorder.steps else None  # (batch, generated)
+        return self._read(out, width, token_lists, words, steps)
 
-    def _generate_ids(self, enc: Any, words: list[list[list[int]]], device: torch.device, allowed: Any) -> Any:
+    def _generate_ids(self, enc: Any, words: list[list[list[int]]], device: torch.device, allowed: Any,
+                      recorder: Any) -> Any:
+        from transformers import LogitsProcessorList
+
         tok = self.tokenizer
         eos = tok.eos_token_id
         return self.model.generate(
@@ -114,54 +136,71 @@ class GenerativeTagger(Tagger):
             max_new_tokens=max(self._max_new(w) for w in words), do_sample=False, num_beams=1,
             pad_token_id=tok.pad_token_id, eos_token_id=eos,
             prefix_allowed_tokens_fn=allowed if self.constrained else None,
+            logits_processor=LogitsProcessorList([recorder]) if self.constrained else None,
         )
 
     def _read(self, out: Any, width: int, token_lists: Sequence[Sequence[str]],
-              words: list[list[list[int]]]) -> list[list[str]]:
+              words: list[list[list[int]]], steps: torch.Tensor | None
+              ) -> list[tuple[list[str], list[float] | None]]:
         tok = self.tokenizer
         eos = tok.eos_token_id
-        results = []
+        results: list[tuple[list[str], list[float] | None]] = []
         for k, tokens in enumerate(token_lists):
             gen = out[k, width:].tolist()
             n_gen = gen.index(eos) + 1 if eos in gen else len(gen)
             self.generated_tokens += n_gen
             self.input_tokens += len(tokens)
             if self.constrained:
-                results.append(self._read_constrained(gen[:n_gen], words[k]))
+                chosen = steps[k, :n_gen].tolist() if steps is not None else [1.0] * n_gen
+                results.append(self._read_constrained(gen[:n_gen], words[k], chosen))
             else:
                 text = tok.decode(gen[:n_gen], skip_special_tokens=True)
                 tags, counts = parse_response(text, tokens, set(self.labels))
                 self.counts.add(counts)
-                results.append(tags)
+                results.append((tags, None))
         return results
 
-    def _read_constrained(self, gen: list[int], words: list[list[int]]) -> list[str]:
-        tags, pos = [], 0
+    def _read_constrained(self, gen: list[int], words: list[list[int]], chosen: list[float]
+                          ) -> tuple[list[str], list[float]]:
+        """Tags, and each tag's probability: the product over its tokens of the chosen token's
+        probability renormalised over the tokens the constraint allowed at that step."""
+        tags, probs, pos = [], [], 0
         for w in words:
             pos += len(w)
             for n in range(1, len(gen) - pos + 1):
                 label = self.label_of_ids.get(tuple(gen[pos:pos + n]))
                 if label is not None:
                     tags.append(label)
+                    probs.append(math.prod(chosen[pos:pos + n]))
                     pos += n
                     break
             else:  # ran out of new tokens: cannot happen with the derived budget
                 raise RuntimeError("constrained generation ended early; this is a bioner bug")
-        return tags
+        return tags, probs
 
     def predict(self, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
-        import time
+        return self.predict_with_scores(token_lists)[0]
 
+    def predict_with_scores(self, token_lists: Sequence[Sequence[str]]
+                            ) -> tuple[list[list[str]], list[dict[tuple[int, int], float]] | None]:
+        """Constrained decoding scores each span by the product of its tags' probabilities (the
+        chosen tag tokens renormalised over the allowed ones); free generation gives no scores."""
         started = time.perf_counter()
         results: list[list[str]] = [[] for _ in token_lists]
+        word_probs: list[list[float]] = [[] for _ in token_lists]
         order = sorted((i for i, t in enumerate(token_lists) if t), key=lambda i: -len(token_lists[i]))
         for k in range(0, len(order), self.batch_size):
             idx = order[k:k + self.batch_size]
-            for i, tags in zip(idx, self._generate([token_lists[i] for i in idx])):
+            for i, (tags, probs) in zip(idx, self._generate([token_lists[i] for i in idx])):
                 results[i] = tags
+                word_probs[i] = probs or []
         self.sentences += len(order)
         self.seconds += time.perf_counter() - started
-        return results
+        if not self.constrained:
+            return results, None
+        scores = [{(s.start, s.end): math.prod(p[s.start:s.end]) for s in tags_to_spans(t)}
+                  for t, p in zip(results, word_probs)]
+        return results, scores
 
     def report_extra(self) -> dict[str, Any]:
         return {

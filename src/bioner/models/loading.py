@@ -17,6 +17,7 @@ from bioner.models.folder import (
     model_folder,
     read_labels,
     read_meta,
+    read_temperature,
 )
 from bioner.models.runtime import pick_device, resolve_precision, set_threads
 
@@ -73,6 +74,7 @@ def load_tagger(path: str | Path, threads: int | None = None, backend: str = "au
                            precision=run_precision if runner is None else "fp32",
                            inference=inference_config(meta))
     tagger.kind = meta.kind
+    tagger.temperature = read_temperature(folder)
     return tagger
 
 

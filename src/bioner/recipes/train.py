@@ -34,6 +34,7 @@ from bioner.corpus.types import Sentence
 from bioner.encoding.batches import length_grouped_batches
 from bioner.errors import ConfigError, DatasetNotFoundError, ModelError, TrainingError
 from bioner.evaluate import Report, evaluate
+from bioner.evaluate.calibration import calibration, scored_outcomes
 from bioner.files import RunLock, write_folder_atomically, write_text_atomic
 from bioner.models.runtime import (
     Precision,
@@ -327,17 +328,33 @@ def select(s: Setup, state: TrainState, record: dict[str, Any]) -> None:
 
 
 def final_test(s: Setup, state: TrainState) -> Report | None:
-    """Score the kept model, loaded back from the run folder exactly as users will load it."""
-    if "test" not in s.evals:
-        return None
+    """Fit the span-score temperature on dev (``train.calibrate``), then score the kept model on
+    test, loaded back from the run folder exactly as users will load it."""
+    from bioner.models.encoder_tagger import EncoderTagger
+    from bioner.models.folder import write_calibration
     from bioner.models.loading import load_tagger
+
+    if "test" not in s.evals and not ("dev" in s.evals and s.config.train.calibrate):
+        return None
 
     t = s.config.train
     best = load_tagger(s.run_dir, trust_remote_code=s.config.model.trust_remote_code,
                        allow_pickle=s.config.model.allow_pickle)
-    report = evaluate(s.evals["test"], best.predict_sentences(s.evals["test"]), bootstrap=t.test_bootstrap,
-                      seed=t.seed)
+    if t.calibrate and "dev" in s.evals and isinstance(best, EncoderTagger):
+        dev = s.evals["dev"]
+        fit = best.fit_temperature([x.tokens for x in dev], [x.tags or [] for x in dev])
+        write_calibration(s.run_dir / "model", {**fit, "fitted_on": "dev", "n_sentences": len(dev)})
+        log.info("span-score temperature %.2f (dev ECE %.4f -> %.4f)", fit["temperature"], fit["ece_at_1"], fit["ece"])
+    if "test" not in s.evals:
+        return None
+    test = s.evals["test"]
+    tags, span_scores = best.predict_with_scores([x.tokens for x in test])
+    predicted = [Sentence(x.id, x.tokens, tg, x.offsets, x.source, dict(x.meta)) for x, tg in zip(test, tags)]
+    report = evaluate(test, predicted, bootstrap=t.test_bootstrap, seed=t.seed)
     report.extra.update(best.report_extra())
+    if span_scores is not None:
+        report.extra["calibration"] = calibration(scored_outcomes([x.tags or [] for x in test], tags,
+                                                                  span_scores)).to_dict()
     report.extra["best_epoch"] = state.best_epoch
     report.extra["selection"] = SELECT_DEV if "dev" in s.evals else SELECT_LAST
     write_text_atomic(s.run_dir / "eval_test.json", json.dumps(report.to_dict(), indent=1))

@@ -277,6 +277,11 @@ def create_app(models: list[ServedModel], settings: ServeSettings | None = None)
         texts = body.all_texts()
         check_texts(texts, "texts" if body.texts is not None else "text")
         docs = await run(model, [Document(str(i), t) for i, t in enumerate(texts)])
+        if body.min_score is not None:
+            if any(sp.score is None for d in docs for sp in d.spans):
+                raise ApiError(422, f"min_score: model '{model.name}' ({model.tagger.kind}) gives no span scores")
+            docs = [Document(d.id, d.text, [sp for sp in d.spans if sp.score is not None and sp.score >= body.min_score])
+                    for d in docs]
         return TagResponse(model=model.name, results=[Record.model_validate(document_record(d)) for d in docs])
 
     @app.post("/v1/documents", responses={200: {"content": {t: {} for t in CONTENT_TYPES.values()}},

@@ -14,6 +14,7 @@ class TagRequest(BaseModel):
     text: str | None = Field(None, description="One text to tag.")
     texts: list[str] | None = Field(None, description="Several texts, tagged together; answered in this order.")
     model: str | None = Field(None, description="Served model name (GET /v1/models).")
+    min_score: float | None = Field(None, ge=0.0, le=1.0, description="Keep only spans with at least this probability.")
 
     @model_validator(mode="after")
     def one_of_text_or_texts(self) -> "TagRequest":
