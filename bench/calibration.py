@@ -38,8 +38,8 @@ def main() -> int:
     from bioner.evaluate.calibration import calibration, scored_outcomes
     from bioner.models import load_tagger
     from bioner.models.encoder_tagger import EncoderTagger
-    from bioner.models.onnx_backend import ONNX_FILE, export_onnx
     from bioner.models.folder import model_folder
+    from bioner.models.onnx_backend import ONNX_FILE, export_onnx
 
     quiet_libraries()
     gold = list(read_conll(resolve_dataset(args.dataset).path("test")))[: args.limit]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import strategies as st
 
-from bioner.models.encoder import embedded_model_dir
+from bioner.models.sources import embedded_model_dir
 
 TYPES = ["Chemical", "Disease", "Gene"]
 REPO = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bioner.corpus.conll import load_conll, write_conll
-from bioner.models.encoder import embedded_model_dir
+from bioner.models.sources import embedded_model_dir
 from tests.helpers import bioner, dataset_split
 
 SAMPLE = ["--dataset", "sample"]

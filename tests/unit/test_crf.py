@@ -87,7 +87,7 @@ class _OneHotEmissions(nn.Module):
 
 
 def test_an_entity_crossing_a_window_cut_comes_back_whole() -> None:
-    from bioner.models.encoder import embedded_model_dir
+    from bioner.models.sources import embedded_model_dir
 
     tok = load_tokenizer(str(embedded_model_dir()))
     ids = {w: tok.convert_tokens_to_ids(w) for w in ("the", "alpha", "beta")}
@@ -130,7 +130,7 @@ def test_segment_probability_is_the_crf_marginal(start: int, stop: int, first: b
 
 
 def test_span_scores_are_probabilities_and_follow_the_evidence() -> None:
-    from bioner.models.encoder import embedded_model_dir
+    from bioner.models.sources import embedded_model_dir
 
     tok = load_tokenizer(str(embedded_model_dir()))
     ids = {w: tok.convert_tokens_to_ids(w) for w in ("the", "alpha", "beta")}

@@ -62,8 +62,6 @@ def evaluate_command(
         if span_scores is not None:
             cal = calibration(scored_outcomes([g.tags or [] for g in gold_sents], tags, span_scores))
             report.extra["calibration"] = cal.to_dict()
-            emit(report.to_dict(), report.to_markdown() + "\n\n" + cal.to_markdown(), fmt, output)
-            return
         emit(report.to_dict(), report.to_markdown(), fmt, output)
         return
     if gold is None or not pred:

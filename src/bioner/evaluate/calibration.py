@@ -32,11 +32,7 @@ class Calibration:
         return {"ece": self.ece, "n_scored": self.n_scored, "bins": [asdict(b) for b in self.bins]}
 
     def to_markdown(self) -> str:
-        lines = [f"calibration: ECE {self.ece:.4f} over {self.n_scored} scored spans (strict correctness)", "",
-                 "| score bin | spans | mean score | share right |", "|---|---:|---:|---:|"]
-        lines += [f"| {b.low:.1f}–{b.high:.1f} | {b.n} | {b.mean_score:.3f} | {b.accuracy:.3f} |"
-                  for b in self.bins if b.n]
-        return "\n".join(lines)
+        return calibration_markdown(self.to_dict())
 
 
 def scored_outcomes(gold_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[str]],
@@ -69,3 +65,12 @@ def calibration(outcomes: Sequence[tuple[float, bool]], n_bins: int = 10) -> Cal
             mean = acc = 0.0
         bins.append(ReliabilityBin(low, high, len(inside), mean, acc))
     return Calibration(ece, total, tuple(bins))
+
+
+def calibration_markdown(cal: dict) -> str:  # type: ignore[type-arg]
+    """The reliability table, from :meth:`Calibration.to_dict` (as saved in ``eval_test.json``)."""
+    lines = [f"calibration: ECE {cal['ece']:.4f} over {cal['n_scored']} scored spans (strict correctness)", "",
+             "| score bin | spans | mean score | share right |", "|---|---:|---:|---:|"]
+    lines += [f"| {b['low']:.1f}–{b['high']:.1f} | {b['n']} | {b['mean_score']:.3f} | {b['accuracy']:.3f} |"
+              for b in cal["bins"] if b["n"]]
+    return "\n".join(lines)

