@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,51 @@ def test_qlora_on_cpu_is_a_clear_error(decoder: Path) -> None:
         pytest.skip("a CUDA device is present")
     with pytest.raises(ModelError, match="needs a CUDA GPU"):
         build_llm_gen(str(decoder), cfg.model)
+
+
+def test_constrained_loop_matches_transformers_generate(decoder: Path, sample: list) -> None:  # type: ignore[type-arg]
+    """bioner's constrained decoding (KV cache, output rows only where a tag is chosen) picks the
+    same tokens as transformers' generate under the same constraint, with the same probabilities."""
+    from transformers import LogitsProcessorList
+
+    from bioner.encoding.prompts import prompt_text
+    from bioner.models.generative import _ChoiceProbability, _Plan, piece_ids
+
+    tagger = gen_tagger(decoder, constrained=True)
+    tokens = [s.tokens for s in sample[:5]]
+    tags, scores = tagger.predict_with_scores(tokens)
+    tok = tagger.tokenizer
+    order = sorted(range(len(tokens)), key=lambda i: -len(tokens[i]))  # the tagger's batch order
+    batch = [tokens[i] for i in order]
+    tok.padding_side = "left"
+    enc = tok([prompt_text(t, tagger.types) for t in batch], return_tensors="pt", padding=True)
+    tok.padding_side = "right"
+    width = enc["input_ids"].shape[1]
+    words = [[piece_ids(tok, f"{w}:") for w in t] for t in batch]
+    plans = [_Plan(w, tagger.trie, tok.eos_token_id) for w in words]
+    recorder = _ChoiceProbability()
+    with torch.no_grad():
+        out = tagger.model.generate(
+            input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], do_sample=False, num_beams=1,
+            max_new_tokens=max(tagger._max_new(w) for w in words), pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id, logits_processor=LogitsProcessorList([recorder]),
+            prefix_allowed_tokens_fn=lambda b, ids: plans[b].allowed(ids[width:].tolist()))
+    steps = torch.stack(recorder.steps, dim=1)
+    reference = tagger._read(out, width, batch, words, steps)
+    for k, i in enumerate(order):
+        ref_tags, ref_probs = reference[k]
+        assert tags[i] == ref_tags
+        for span, p in scores[i].items():
+            assert p == pytest.approx(math.prod(ref_probs[span[0]:span[1]]), rel=1e-4, abs=1e-6)
+
+
+def test_response_loss_equals_the_library_loss(decoder: Path, sample: list) -> None:  # type: ignore[type-arg]
+    from bioner.models.llm import response_loss
+    from bioner.recipes.tasks import GenerativeTask
+
+    cfg = build_config("cpu", overrides=["model.kind=llm-gen", f"model.name={decoder}"])
+    torch.manual_seed(0)
+    task = GenerativeTask(cfg, LABELS)
+    batch = task.collate(task.examples(sample[:4]))
+    with torch.no_grad():
+        assert response_loss(task.model, batch).item() == pytest.approx(task.model(**batch).loss.item(), rel=1e-5)

@@ -119,11 +119,68 @@ class GenerativeTagger(Tagger):
         def allowed(batch_id: int, ids: torch.Tensor) -> list[int]:
             return plans[batch_id].allowed(ids[width:].tolist())
 
+        if self.constrained:
+            with autocast(device, self.precision):
+                gen, chosen = self._decode_constrained(enc, plans, max(self._max_new(w) for w in words), device)
+            out = torch.full((len(gen), width + max(len(g) for g in gen)), tok.pad_token_id, dtype=torch.long)
+            steps = torch.ones(out.shape[0], out.shape[1] - width)
+            for k, (g, c) in enumerate(zip(gen, chosen)):
+                out[k, width:width + len(g)] = torch.tensor(g)
+                steps[k, :len(c)] = torch.tensor(c)
+            return self._read(out, width, token_lists, words, steps)
         recorder = _ChoiceProbability()
         with autocast(device, self.precision):
             out = self._generate_ids(enc, words, device, allowed, recorder)
         steps = torch.stack(recorder.steps, dim=1) if recorder.steps else None  # (batch, generated)
         return self._read(out, width, token_lists, words, steps)
+
+    def _decode_constrained(self, enc: Any, plans: list["_Plan"], max_new: int, device: torch.device
+                            ) -> tuple[list[list[int]], list[list[float]]]:
+        """Greedy constrained decoding with the KV cache, where the output layer only computes what
+        a step can choose: nothing when the constraint forces the token (the words, the ':'), and
+        only the allowed rows when a tag is chosen — Gemma 3's 262k-row output layer otherwise costs
+        more than the rest of the model per generated token.  Same tokens as ``generate`` with
+        the same constraint (argmax over the allowed ids, ties to the lowest id), and the chosen
+        token's probability renormalised over the allowed ones."""
+        from transformers import DynamicCache
+
+        from bioner.models.llm import causal_parts, output_logits
+
+        decoder, head, cap = causal_parts(self.model)
+        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        mask = enc["attention_mask"].to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        hidden = decoder(input_ids=enc["input_ids"].to(device), attention_mask=mask, position_ids=positions,
+                         past_key_values=cache, use_cache=True).last_hidden_state[:, -1]
+        rows = len(plans)
+        generated: list[list[int]] = [[] for _ in range(rows)]
+        chosen: list[list[float]] = [[] for _ in range(rows)]
+        done = [False] * rows
+        for _ in range(max_new):
+            step = []
+            for r in range(rows):
+                if done[r]:
+                    step.append(pad)
+                    continue
+                allowed = sorted(plans[r].allowed(generated[r]))
+                if len(allowed) == 1:
+                    token, p = allowed[0], 1.0
+                else:
+                    logp = output_logits(head, hidden[r], cap, torch.tensor(allowed, device=device)).log_softmax(-1)
+                    k = int(logp.argmax())
+                    token, p = allowed[k], float(logp[k].exp())
+                generated[r].append(token)
+                chosen[r].append(p)
+                done[r] = token == eos
+                step.append(token)
+            if all(done):
+                break
+            mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
+            positions = positions[:, -1:] + 1
+            hidden = decoder(input_ids=torch.tensor(step, device=device).unsqueeze(1), attention_mask=mask,
+                             position_ids=positions, past_key_values=cache, use_cache=True).last_hidden_state[:, -1]
+        return generated, chosen
 
     def _generate_ids(self, enc: Any, words: list[list[list[int]]], device: torch.device, allowed: Any,
                       recorder: Any) -> Any:

@@ -113,7 +113,9 @@ class DecoderTokenClassifier(nn.Module):
 
 def has_token_classification_class(name: str, trust_remote_code: bool = False) -> bool:
     from transformers import AutoConfig
-    from transformers.models.auto.modeling_auto import MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES,
+    )
 
     config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     return config.model_type in MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES
@@ -193,6 +195,42 @@ def _build_decoder_classifier(name: str, labels: list[str], m: Any) -> nn.Module
     if m.use_lora:
         backbone = apply_lora(backbone, m.lora, "FEATURE_EXTRACTION")
     return DecoderTokenClassifier(backbone, len(labels))
+
+
+def causal_parts(model: nn.Module) -> tuple[nn.Module, nn.Module, float | None]:
+    """(decoder stack, output layer, final logit soft-cap) of a causal LM, through a peft wrapper
+    (LoRA layers are injected in place, so calling the parts applies the adapters)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # type: ignore[operator]
+    return base.get_decoder(), base.get_output_embeddings(), getattr(base.config, "final_logit_softcapping", None)
+
+
+def output_logits(head: nn.Module, hidden: torch.Tensor, cap: float | None, rows: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+    """Logits from hidden states, over all vocabulary rows or only ``rows`` (token ids)."""
+    if rows is None:
+        logits = head(hidden)
+    else:
+        weight = getattr(head, "weight")
+        logits = hidden @ weight[rows].T
+        bias = getattr(head, "bias", None)
+        if bias is not None:
+            logits = logits + bias[rows]
+    logits = logits.float()
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
+def response_loss(model: nn.Module, batch: dict[str, torch.Tensor], ignore: int = -100) -> torch.Tensor:
+    """Next-token cross-entropy where a label is set, with the output layer applied at those
+    positions only: the prompt is most of each sequence, and Gemma 3's output layer has 262k rows,
+    so logits for every prompt token would cost most of the step's time and memory."""
+    decoder, head, cap = causal_parts(model)
+    hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    labels = batch["labels"][:, 1:]
+    keep = labels != ignore
+    logits = output_logits(head, hidden[:, :-1][keep], cap)
+    return nn.functional.cross_entropy(logits, labels[keep])
 
 
 def build_llm_gen(name: str, m: Any) -> nn.Module:

@@ -151,7 +151,9 @@ class GenerativeTask:
         return collate(examples, self.tokenizer.pad_token_id)  # type: ignore[arg-type]
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.model(**batch).loss
+        from bioner.models.llm import response_loss
+
+        return response_loss(self.model, batch)  # the same loss as model(**batch).loss, logits only where labelled
 
     def tagger(self) -> Tagger:
         from bioner.models.generative import GenerativeTagger
