@@ -14,3 +14,11 @@ if [ -n "$MODEL" ]; then
 else
   timeout 450 python bench/llm_cost.py --sentences "$N" --dtype bfloat16 --batch-size 32
 fi
+# The comparison of bench/llm_accuracy.py on the GPU, when the carried folder holds the converted
+# Gemma 3 270M ($BIONER_CACHE/models/gemma3-270m, about 1 GB): copy that cache beside the repo, set
+# BIONER_CACHE to it there, and give a time budget that fits the lease, e.g.
+#   BIONER_CACHE=$PWD/.cache GPU_COMPARISON=1 bash bench/gpu_llm.sh "" 200
+if [ -n "${GPU_COMPARISON:-}" ]; then
+  timeout 480 python bench/llm_accuracy.py --out runs/llm-bench-gpu --budget-minutes 3 --gen-budget-minutes 2 \
+    --gen-train-limit 1000 --gen-test-limit 200 --epochs 3
+fi

@@ -32,6 +32,7 @@ def bench_command(
     threads: Threads = None,
     precision: Precision = None,
     repeats: Annotated[int, typer.Option(callback=at_least(1), help="Timed repeats (median reported).")] = 3,
+    latency_samples: Annotated[int, typer.Option(callback=at_least(0), help="Sentences timed one by one for batch-1 latency.")] = 200,
     reference_loop: Annotated[bool, typer.Option(help="Also time the reference study's loop (batch 1, padded to 512; encoders).")] = False,
     reference_limit: Annotated[int, typer.Option(callback=at_least(1), help="Sentences for the reference loop.")] = 300,
     fmt: Annotated[Format, typer.Option("--format", help="json or md.")] = Format.md,
@@ -54,7 +55,7 @@ def bench_command(
     tokens = [s.tokens for s in islice(read_conll(resolve_dataset(dataset).path(split)), limit)]
     if not tokens:
         raise InputError(f"{dataset} {split} holds no sentences to time")
-    report = measure(tagger, tokens, repeats=repeats)
+    report = measure(tagger, tokens, repeats=repeats, latency_samples=latency_samples)
     rows = [(k, v) for k, v in report.to_dict().items() if k != "extra"]
     if reference_loop and isinstance(tagger, EncoderTagger):
         sample = tokens[:reference_limit]
