@@ -16,9 +16,10 @@ Prints tables and exits 1 when a bar is missed.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
+
+from common import use_shared_data
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,8 +31,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N test sentences")
     ap.add_argument("--no-onnx", action="store_true", help="skip the torch/ONNX comparison")
     args = ap.parse_args()
-    if "BIONER_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "datasets").is_dir():
-        os.environ["BIONER_DATA_DIR"] = str(REPO.parent / "shared" / "datasets")
+    use_shared_data()
     from bioner.cli import quiet_libraries
     from bioner.corpus.conll import read_conll
     from bioner.corpus.datasets import resolve_dataset

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
+
+from common import use_shared_data
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,8 +31,7 @@ def main() -> int:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("overrides", nargs="*", help="key=value run-config overrides")
     args = ap.parse_args()
-    if "BIONER_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "datasets").is_dir():
-        os.environ["BIONER_DATA_DIR"] = str(REPO.parent / "shared" / "datasets")
+    use_shared_data()
 
     from bioner.cli import quiet_libraries
     from bioner.config import build_config

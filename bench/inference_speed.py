@@ -24,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from common import have_run, use_shared_data
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -33,10 +35,8 @@ def main() -> int:
     ap.add_argument("--reference-limit", type=int, default=300)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
-    if "BIONER_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "datasets").is_dir():
-        os.environ["BIONER_DATA_DIR"] = str(REPO.parent / "shared" / "datasets")
-    if not (args.model / "model").is_dir():
-        print(f"no trained model at {args.model}: run bench/encoder_accuracy.py first", file=sys.stderr)
+    use_shared_data()
+    if not have_run(args.model):
         return 1
     from bioner.bench.cost import agreement, measure
     from bioner.cli import quiet_libraries

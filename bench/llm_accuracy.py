@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from common import use_shared_data
 
 REPO = Path(__file__).resolve().parents[1]
 MINILM = ["model.crf=true", "model.word_shape=true", "train.ema=0.998", "train.lr=2e-4", "train.head_lr=2e-3"]
@@ -73,8 +74,7 @@ def main() -> int:
     ap.add_argument("--bar-gen", type=float, default=0.40)
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args()
-    if "BIONER_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "datasets").is_dir():
-        os.environ["BIONER_DATA_DIR"] = str(REPO.parent / "shared" / "datasets")
+    use_shared_data()
     from bioner.cli import quiet_libraries
     from bioner.corpus.conll import read_conll
     from bioner.corpus.datasets import resolve_dataset

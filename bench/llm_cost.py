@@ -12,11 +12,12 @@ Without --model a tiny random Llama (tokenizer trained on the fly) is built, as 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import use_shared_data
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -30,8 +31,7 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--dtype", default="float32", help="float32 or bfloat16")
     args = ap.parse_args()
-    if "BIONER_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "datasets").is_dir():
-        os.environ["BIONER_DATA_DIR"] = str(REPO.parent / "shared" / "datasets")
+    use_shared_data()
     import torch
 
     from bioner.cli import quiet_libraries

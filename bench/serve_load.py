@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from common import have_run, use_shared_data
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,10 +89,8 @@ def main() -> int:
     ap.add_argument("--max-batch-tokens", type=int, default=4096)
     ap.add_argument("--backend", default="torch")
     args = ap.parse_args()
-    if "BIONER_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "datasets").is_dir():
-        os.environ["BIONER_DATA_DIR"] = str(REPO.parent / "shared" / "datasets")
-    if not (args.model / "model").is_dir():
-        print(f"no trained model at {args.model}: run bench/encoder_accuracy.py first", file=sys.stderr)
+    use_shared_data()
+    if not have_run(args.model):
         return 1
     import httpx
 

@@ -10,11 +10,12 @@ Prints characters/s, sentences/s and spans found; no bar (a figure for the closi
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from itertools import islice
 from pathlib import Path
+
+from common import use_shared_data
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,8 +25,7 @@ def main() -> int:
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--sentences", type=int, default=1000)
     args = ap.parse_args()
-    if "BIONER_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "datasets").is_dir():
-        os.environ["BIONER_DATA_DIR"] = str(REPO.parent / "shared" / "datasets")
+    use_shared_data()
     from bioner.cli import quiet_libraries
     from bioner.corpus.conll import read_conll
     from bioner.corpus.datasets import resolve_dataset

@@ -7,7 +7,6 @@ corpus bundled with bioner.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -89,11 +88,3 @@ def resolve_dataset(name_or_path: str | Path, root: Path | None = None) -> Datas
     if not splits:
         raise DatasetNotFoundError(f"{folder} holds none of train.txt, dev.txt, test.txt")
     return DatasetFiles(name, splits)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

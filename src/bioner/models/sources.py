@@ -12,14 +12,13 @@ Nothing here downloads weights: the aliases resolve to installed packages or loc
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 from pathlib import Path
 
 from bioner.errors import ModelError
-from bioner.files import write_folder_atomically
+from bioner.files import file_sha256, write_folder_atomically
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = "minilm"
@@ -81,17 +80,9 @@ def gemma_folder() -> Path:
     return target
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def gguf_folder(gguf: Path) -> Path:
     """The cached HF folder for any GGUF file (keyed by its content, so an edited file converts again)."""
-    digest = _sha256(gguf)
+    digest = file_sha256(gguf)
     target = cache_dir() / f"{gguf.stem}-{digest[:12]}"
     if not (target / "config.json").is_file():
         convert_gguf(gguf, target, expected_sha256=digest)
@@ -108,7 +99,7 @@ def convert_gguf(gguf: Path, target: Path, expected_sha256: str | None = None) -
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError:
         raise ModelError(f"reading {gguf.name} needs the gguf package: {LLM_EXTRA_HINT}") from None
-    digest = _sha256(gguf)
+    digest = file_sha256(gguf)
     if expected_sha256 is not None and digest != expected_sha256:
         raise ModelError(f"{gguf}: sha256 {digest} is not the expected {expected_sha256}; the file is damaged")
 

@@ -28,14 +28,19 @@ from tqdm import tqdm
 
 from bioner.config import RunConfig, load_config, save_config
 from bioner.corpus.conll import read_conll
-from bioner.corpus.datasets import file_sha256, resolve_dataset
+from bioner.corpus.datasets import resolve_dataset
 from bioner.corpus.labels import LabelSet, types_of
 from bioner.corpus.types import Sentence
 from bioner.encoding.batches import length_grouped_batches
 from bioner.errors import ConfigError, DatasetNotFoundError, ModelError, TrainingError
 from bioner.evaluate import Report, evaluate
 from bioner.evaluate.calibration import calibration, scored_outcomes
-from bioner.files import RunLock, write_folder_atomically, write_text_atomic
+from bioner.files import (
+    RunLock,
+    file_sha256,
+    write_folder_atomically,
+    write_text_atomic,
+)
 from bioner.models.runtime import (
     Precision,
     autocast,
