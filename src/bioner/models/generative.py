@@ -152,7 +152,7 @@ class GenerativeTagger(Tagger):
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
         hidden = decoder(input_ids=enc["input_ids"].to(device), attention_mask=mask, position_ids=positions,
-                         past_key_values=cache, use_cache=True).last_hidden_state[:, -1]
+                         cache=cache, use_cache=True).last_hidden_state[:, -1]
         rows = len(plans)
         generated: list[list[int]] = [[] for _ in range(rows)]
         chosen: list[list[float]] = [[] for _ in range(rows)]
@@ -179,7 +179,7 @@ class GenerativeTagger(Tagger):
             mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
             positions = positions[:, -1:] + 1
             hidden = decoder(input_ids=torch.tensor(step, device=device).unsqueeze(1), attention_mask=mask,
-                             position_ids=positions, past_key_values=cache, use_cache=True).last_hidden_state[:, -1]
+                             position_ids=positions, cache=cache, use_cache=True).last_hidden_state[:, -1]
         return generated, chosen
 
     def _generate_ids(self, enc: Any, words: list[list[list[int]]], device: torch.device, allowed: Any,
