@@ -15,6 +15,7 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -74,6 +75,14 @@ def cpu_peak_flops(threads: int) -> tuple[float | None, str]:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory.  Linux's VmHWM starts afresh at exec; ``ru_maxrss``
+    (the fallback elsewhere) also counts a large parent's memory at fork time."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
