@@ -95,14 +95,14 @@ class EncoderTagger(Tagger):
         return ref
 
     def encoder(self) -> SubwordEncoder:
-        label2id = {label: i for i, label in enumerate(self.labels)}
-        return SubwordEncoder(self.tokenizer, label2id, self.strategy, self.max_subwords, self.stride,
+        return SubwordEncoder(self.tokenizer, self.label2id, self.strategy, self.max_subwords, self.stride,
                               self.context, self.shapes)
 
     @torch.inference_mode()
-    def predict_ids(self, windows: list[Window]) -> tuple[list[list[int]], list[WindowScores]]:
-        """Per window: sub-word label ids (no CRF) or owned-word label ids (CRF), and what span
-        scores are computed from (the CRF's forward-backward tables, or the softmax rows)."""
+    def predict_ids(self, windows: list[Window], with_scores: bool = True
+                    ) -> tuple[list[list[int]], list[WindowScores]]:
+        """Per window: sub-word label ids (no CRF) or owned-word label ids (CRF), and (``with_scores``)
+        what span scores are computed from: the CRF's forward-backward tables, or the logits."""
         out: list[list[int]] = [[] for _ in windows]
         extra: list[WindowScores] = [WindowScores() for _ in windows]
         pad = self.tokenizer.pad_token_id  # type: ignore[attr-defined]
@@ -120,6 +120,10 @@ class EncoderTagger(Tagger):
                 emissions = word_emissions(logits, batch["word_pos"]).float()
                 first = batch["word_first"]
                 paths = crf.decode(emissions, batch["word_mask"], first)
+                if not with_scores:
+                    for i, path in zip(idx, paths):
+                        out[i] = path
+                    continue
                 alpha, beta, log_z = crf.forward_backward(emissions, batch["word_mask"], first, self.temperature)
                 alpha, beta, emissions, log_z = alpha.cpu(), beta.cpu(), emissions.cpu(), log_z.cpu()
                 for row, (i, path) in enumerate(zip(idx, paths)):
@@ -132,22 +136,28 @@ class EncoderTagger(Tagger):
                 best = logits.argmax(-1).tolist()
                 for row, i in enumerate(idx):
                     out[i] = best[row][: len(windows[i])]
-                    extra[i] = WindowScores(logits[row, : len(windows[i])])
+                    if with_scores:
+                        extra[i] = WindowScores(logits[row, : len(windows[i])])
         return out, extra
 
     def predict(self, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
-        return self.predict_with_scores(token_lists)[0]
+        """Tags only: no forward-backward and no span scores on this path."""
+        return self._predict(token_lists, with_scores=False)[0]
 
     def predict_with_scores(self, token_lists: Sequence[Sequence[str]]
                             ) -> tuple[list[list[str]], list[dict[tuple[int, int], float]] | None]:
+        return self._predict(token_lists, with_scores=True)
+
+    def _predict(self, token_lists: Sequence[Sequence[str]], with_scores: bool
+                 ) -> tuple[list[list[str]], list[dict[tuple[int, int], float]] | None]:
         enc = self.encoder()
         windows = enc.encode_many(token_lists)
-        preds, extra = self.predict_ids(windows)
+        preds, extra = self.predict_ids(windows, with_scores)
         self.last_stats = enc.stats.to_dict()
         if enc.stats.empty_words:
             log.warning("%d word(s) had no sub-words and were read as the unknown token (e.g. %s)",
                         enc.stats.empty_words, ", ".join(enc.stats.empty_word_examples[:3]))
-        return self._assemble(token_lists, windows, preds, extra, self.temperature)
+        return self._assemble(token_lists, windows, preds, extra, self.temperature if with_scores else None)
 
     def fit_temperature(self, token_lists: Sequence[Sequence[str]], gold_tags: Sequence[Sequence[str]],
                         grid: Sequence[float] = TEMPERATURES) -> dict[str, float]:
@@ -160,15 +170,16 @@ class EncoderTagger(Tagger):
         ece = {}
         for t in sorted(set(grid) | {1.0}):
             tags, scores = self._assemble(token_lists, windows, preds, extra, t)
-            ece[t] = calibration(scored_outcomes(gold_tags, tags, scores)).ece
+            ece[t] = calibration(scored_outcomes(gold_tags, tags, scores or [])).ece
         best = min(ece, key=lambda t: (ece[t], abs(t - 1.0)))
         self.temperature = best
         return {"temperature": best, "ece_at_1": ece[1.0], "ece": ece[best]}
 
     def _assemble(self, token_lists: Sequence[Sequence[str]], windows: list[Window], preds: list[list[int]],
-                  extra: list[WindowScores], temperature: float
-                  ) -> tuple[list[list[str]], list[dict[tuple[int, int], float]]]:
-        """Stitch window predictions into one tag per word and score each span at ``temperature``."""
+                  extra: list[WindowScores], temperature: float | None
+                  ) -> tuple[list[list[str]], list[dict[tuple[int, int], float]] | None]:
+        """Stitch window predictions into one tag per word and, unless ``temperature`` is None,
+        score each span at that temperature."""
         by_sentence: dict[int, list[int]] = {}
         for j, w in enumerate(windows):
             by_sentence.setdefault(w.sentence, []).append(j)
@@ -189,10 +200,11 @@ class EncoderTagger(Tagger):
                 # ended outside one, that I- starts the entity: keep the output valid IOB2
                 tags = repair_bio(tags)[0]
             results.append(tags)
-            pieces = [(windows[j], preds[j], extra[j]) for j in js]
-            scores.append({(s.start, s.end): self._span_probability(s, ids, len(words), pieces, temperature)
-                           for s in tags_to_spans(tags)})
-        return results, scores
+            if temperature is not None:
+                pieces = [(windows[j], preds[j], extra[j]) for j in js]
+                scores.append({(s.start, s.end): self._span_probability(s, ids, len(words), pieces, temperature)
+                               for s in tags_to_spans(tags)})
+        return results, scores if temperature is not None else None
 
     def _span_probability(self, span: Span, ids: list[int], n_words: int,
                           pieces: list[tuple[Window, list[int], WindowScores]], temperature: float) -> float:
