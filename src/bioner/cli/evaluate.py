@@ -12,10 +12,8 @@ from bioner.cli.options import AllowPickle, Precision, TrustRemoteCode, at_least
 from bioner.cli.output import Format, emit
 from bioner.corpus.conll import load_conll, read_conll
 from bioner.corpus.datasets import resolve_dataset
-from bioner.corpus.types import Sentence
 from bioner.errors import BionerError
-from bioner.evaluate import compare, evaluate
-from bioner.evaluate.calibration import calibration, scored_outcomes
+from bioner.evaluate import compare, evaluate, evaluate_tagger
 from bioner.files import check_output
 
 
@@ -55,13 +53,7 @@ def evaluate_command(
             if not hasattr(tagger, "constrained"):
                 raise BionerError("--free-generation applies to llm-gen models only")
             tagger.constrained = False  # type: ignore[attr-defined]
-        tags, span_scores = tagger.predict_with_scores([sent.tokens for sent in gold_sents])
-        pred_sents = [Sentence(g.id, g.tokens, t, g.offsets, g.source, dict(g.meta)) for g, t in zip(gold_sents, tags)]
-        report = evaluate(gold_sents, pred_sents, bootstrap=bootstrap, seed=seed, strict_bio=strict_bio)
-        report.extra.update(tagger.report_extra())
-        if span_scores is not None:
-            cal = calibration(scored_outcomes([g.tags or [] for g in gold_sents], tags, span_scores))
-            report.extra["calibration"] = cal.to_dict()
+        report = evaluate_tagger(tagger, gold_sents, bootstrap=bootstrap, seed=seed, strict_bio=strict_bio)
         emit(report.to_dict(), report.to_markdown(), fmt, output)
         return
     if gold is None or not pred:

@@ -9,10 +9,12 @@ bootstrap intervals.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 from bioner.corpus.types import Sentence
 from bioner.errors import EvaluationError
 from bioner.evaluate.bootstrap import PairedResult, bootstrap_f1_intervals, paired_test
+from bioner.evaluate.calibration import calibration, scored_outcomes
 from bioner.evaluate.metrics import (
     BUCKETS,
     MAIN,
@@ -119,11 +121,34 @@ def report_from_records(records: SpanRecords, bootstrap: int = 0, seed: int = 42
     )
 
 
+class ScoringTagger(Protocol):
+    """What :func:`evaluate_tagger` needs of a tagger (``bioner.models.Tagger`` has it)."""
+
+    def predict_with_scores(self, token_lists: Sequence[Sequence[str]]
+                            ) -> tuple[list[list[str]], list[dict[tuple[int, int], float]] | None]: ...
+
+    def report_extra(self) -> dict[str, Any]: ...
+
+
 def evaluate(gold: Sequence[Sentence] | TagSeqs, pred: Sequence[Sentence] | TagSeqs, *,
              bootstrap: int = 0, seed: int = 42, confidence: float = 0.95,
              strict_bio: bool = False) -> Report:
     """Score predictions against gold; sentences must match one for one, token for token."""
     return report_from_records(score(gold, pred, strict_bio), bootstrap, seed, confidence)
+
+
+def evaluate_tagger(tagger: ScoringTagger, gold: Sequence[Sentence], *, bootstrap: int = 0, seed: int = 42,
+                    strict_bio: bool = False) -> Report:
+    """Tag the gold sentences' tokens and score them; the report carries the tagger's own
+    figures and, where it scores its spans, their calibration (ECE and reliability table)."""
+    tags, span_scores = tagger.predict_with_scores([s.tokens for s in gold])
+    pred = [Sentence(s.id, s.tokens, t, s.offsets, s.source, dict(s.meta)) for s, t in zip(gold, tags)]
+    report = evaluate(gold, pred, bootstrap=bootstrap, seed=seed, strict_bio=strict_bio)
+    report.extra.update(tagger.report_extra())
+    if span_scores is not None:
+        report.extra["calibration"] = calibration(scored_outcomes([s.tags or [] for s in gold], tags,
+                                                                  span_scores)).to_dict()
+    return report
 
 
 def compare(gold: Sequence[Sentence] | TagSeqs, pred_a: Sequence[Sentence] | TagSeqs,
@@ -138,4 +163,4 @@ def compare(gold: Sequence[Sentence] | TagSeqs, pred_a: Sequence[Sentence] | Tag
                        n_resamples=n_resamples, seed=seed)
 
 
-__all__ = ["Metrics", "PairedResult", "Report", "compare", "evaluate", "score"]
+__all__ = ["Metrics", "PairedResult", "Report", "compare", "evaluate", "evaluate_tagger", "score"]

@@ -33,8 +33,7 @@ from bioner.corpus.labels import LabelSet, types_of
 from bioner.corpus.types import Sentence
 from bioner.encoding.batches import length_grouped_batches
 from bioner.errors import ConfigError, DatasetNotFoundError, ModelError, TrainingError
-from bioner.evaluate import Report, evaluate
-from bioner.evaluate.calibration import calibration, scored_outcomes
+from bioner.evaluate import Report, evaluate, evaluate_tagger
 from bioner.files import (
     RunLock,
     file_sha256,
@@ -353,13 +352,7 @@ def final_test(s: Setup, state: TrainState) -> Report | None:
     if "test" not in s.evals:
         return None
     test = s.evals["test"]
-    tags, span_scores = best.predict_with_scores([x.tokens for x in test])
-    predicted = [Sentence(x.id, x.tokens, tg, x.offsets, x.source, dict(x.meta)) for x, tg in zip(test, tags)]
-    report = evaluate(test, predicted, bootstrap=t.test_bootstrap, seed=t.seed)
-    report.extra.update(best.report_extra())
-    if span_scores is not None:
-        report.extra["calibration"] = calibration(scored_outcomes([x.tags or [] for x in test], tags,
-                                                                  span_scores)).to_dict()
+    report = evaluate_tagger(best, test, bootstrap=t.test_bootstrap, seed=t.seed)
     report.extra["best_epoch"] = state.best_epoch
     report.extra["selection"] = SELECT_DEV if "dev" in s.evals else SELECT_LAST
     write_text_atomic(s.run_dir / "eval_test.json", json.dumps(report.to_dict(), indent=1))
