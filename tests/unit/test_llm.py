@@ -120,7 +120,15 @@ def test_constrained_loop_matches_transformers_generate(decoder: Path, sample: l
     from transformers import LogitsProcessorList
 
     from bioner.encoding.prompts import prompt_text
-    from bioner.models.generative import _ChoiceProbability, _Plan, piece_ids
+    from bioner.models.generative import _Plan, piece_ids
+
+    class ChoiceProbability:  # records the chosen token's probability over the allowed ones
+        def __init__(self) -> None:
+            self.steps: list[torch.Tensor] = []
+
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            self.steps.append(scores.float().log_softmax(-1).max(-1).values.exp())
+            return scores
 
     tagger = gen_tagger(decoder, constrained=True)
     tokens = [s.tokens for s in sample[:5]]
@@ -134,7 +142,7 @@ def test_constrained_loop_matches_transformers_generate(decoder: Path, sample: l
     width = enc["input_ids"].shape[1]
     words = [[piece_ids(tok, f"{w}:") for w in t] for t in batch]
     plans = [_Plan(w, tagger.trie, tok.eos_token_id) for w in words]
-    recorder = _ChoiceProbability()
+    recorder = ChoiceProbability()
     with torch.no_grad():
         out = tagger.model.generate(
             input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], do_sample=False, num_beams=1,
@@ -142,7 +150,7 @@ def test_constrained_loop_matches_transformers_generate(decoder: Path, sample: l
             eos_token_id=tok.eos_token_id, logits_processor=LogitsProcessorList([recorder]),
             prefix_allowed_tokens_fn=lambda b, ids: plans[b].allowed(ids[width:].tolist()))
     steps = torch.stack(recorder.steps, dim=1)
-    reference = tagger._read(out, width, batch, words, steps)
+    reference = tagger._read([row[width:].tolist() for row in out], batch, words, steps.tolist())
     for k, i in enumerate(order):
         ref_tags, ref_probs = reference[k]
         assert tags[i] == ref_tags

@@ -58,19 +58,6 @@ class _Plan:
         return [k for k in self.node if k is not None] or [self.eos]
 
 
-class _ChoiceProbability:
-    """A last logits processor that records, per step and row, the probability of the token greedy
-    decoding is about to take, over the tokens still allowed (the constraint has masked the rest)."""
-
-    def __init__(self) -> None:
-        self.steps: list[torch.Tensor] = []
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        logp = scores.float().log_softmax(-1)
-        self.steps.append(logp.max(-1).values.exp().cpu())
-        return scores
-
-
 class GenerativeTagger(Tagger):
     kind = "llm-gen"
 
@@ -113,26 +100,20 @@ class GenerativeTagger(Tagger):
         tok.padding_side = "left"
         enc = tok(prompts, return_tensors="pt", padding=True)
         tok.padding_side = side
-        width = enc["input_ids"].shape[1]
-        plans = [_Plan(w, self.trie, eos) for w in words]
-
-        def allowed(batch_id: int, ids: torch.Tensor) -> list[int]:
-            return plans[batch_id].allowed(ids[width:].tolist())
-
-        if self.constrained:
-            with autocast(device, self.precision):
-                gen, chosen = self._decode_constrained(enc, plans, max(self._max_new(w) for w in words), device)
-            out = torch.full((len(gen), width + max(len(g) for g in gen)), tok.pad_token_id, dtype=torch.long)
-            steps = torch.ones(out.shape[0], out.shape[1] - width)
-            for k, (g, c) in enumerate(zip(gen, chosen)):
-                out[k, width:width + len(g)] = torch.tensor(g)
-                steps[k, :len(c)] = torch.tensor(c)
-            return self._read(out, width, token_lists, words, steps)
-        recorder = _ChoiceProbability()
+        max_new = max(self._max_new(w) for w in words)
+        chosen: list[list[float]] | None = None
         with autocast(device, self.precision):
-            out = self._generate_ids(enc, words, device, allowed, recorder)
-        steps = torch.stack(recorder.steps, dim=1) if recorder.steps else None  # (batch, generated)
-        return self._read(out, width, token_lists, words, steps)
+            if self.constrained:
+                plans = [_Plan(w, self.trie, eos) for w in words]
+                gen, chosen = self._decode_constrained(enc, plans, max_new, device)
+            else:
+                width = enc["input_ids"].shape[1]
+                out = self.model.generate(
+                    input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device),
+                    max_new_tokens=max_new, do_sample=False, num_beams=1, pad_token_id=tok.pad_token_id,
+                    eos_token_id=eos)
+                gen = [row[width:].tolist() for row in out]
+        return self._read(gen, token_lists, words, chosen)
 
     def _decode_constrained(self, enc: Any, plans: list["_Plan"], max_new: int, device: torch.device
                             ) -> tuple[list[list[int]], list[list[float]]]:
@@ -182,34 +163,22 @@ class GenerativeTagger(Tagger):
                              position_ids=positions, cache=cache, use_cache=True).last_hidden_state[:, -1]
         return generated, chosen
 
-    def _generate_ids(self, enc: Any, words: list[list[list[int]]], device: torch.device, allowed: Any,
-                      recorder: Any) -> Any:
-        from transformers import LogitsProcessorList
-
-        tok = self.tokenizer
-        eos = tok.eos_token_id
-        return self.model.generate(
-            input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device),
-            max_new_tokens=max(self._max_new(w) for w in words), do_sample=False, num_beams=1,
-            pad_token_id=tok.pad_token_id, eos_token_id=eos,
-            prefix_allowed_tokens_fn=allowed if self.constrained else None,
-            logits_processor=LogitsProcessorList([recorder]) if self.constrained else None,
-        )
-
-    def _read(self, out: Any, width: int, token_lists: Sequence[Sequence[str]],
-              words: list[list[list[int]]], steps: torch.Tensor | None
+    def _read(self, generated: list[list[int]], token_lists: Sequence[Sequence[str]],
+              words: list[list[list[int]]], chosen: list[list[float]] | None
               ) -> list[tuple[list[str], list[float] | None]]:
+        """Generated ids (up to EOS) → tags per sentence, with tag probabilities when ``chosen``
+        holds each generated token's probability (constrained decoding)."""
         tok = self.tokenizer
         eos = tok.eos_token_id
         results: list[tuple[list[str], list[float] | None]] = []
         for k, tokens in enumerate(token_lists):
-            gen = out[k, width:].tolist()
+            gen = generated[k]
             n_gen = gen.index(eos) + 1 if eos in gen else len(gen)
             self.generated_tokens += n_gen
             self.input_tokens += len(tokens)
             if self.constrained:
-                chosen = steps[k, :n_gen].tolist() if steps is not None else [1.0] * n_gen
-                results.append(self._read_constrained(gen[:n_gen], words[k], chosen))
+                probs = chosen[k][:n_gen] if chosen is not None else [1.0] * n_gen
+                results.append(self._read_constrained(gen[:n_gen], words[k], probs))
             else:
                 text = tok.decode(gen[:n_gen], skip_special_tokens=True)
                 tags, counts = parse_response(text, tokens, set(self.labels))
