@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from common import use_shared_data
+from common import print_table, use_shared_data
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,9 +78,8 @@ def main() -> int:
                          "<= 0.01"))
             if worst > 0.01:
                 missed.append(f"{run.name}: torch/ONNX scores")
-        print("\n| figure | value | bar |\n|---|---|---|")
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
+        print()
+        print_table(rows)
     if missed:
         print("BARS MISSED: " + ", ".join(missed), file=sys.stderr)
     return 1 if missed else 0

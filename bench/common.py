@@ -21,3 +21,10 @@ def have_run(run: Path) -> bool:
         return True
     print(f"no trained model at {run}: run bench/encoder_accuracy.py first", file=sys.stderr)
     return False
+
+
+def print_table(rows: list[tuple[str, str, str]]) -> None:
+    """The figure / value / bar table every benchmark prints."""
+    print("| figure | value | bar |\n|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import use_shared_data
+from common import print_table, use_shared_data
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,9 +62,7 @@ def main() -> int:
         ("training minutes (loop)", f"{result.train_seconds / 60:.1f}", f"<= {args.budget_minutes}"),
         ("wall minutes (with dev evals, test)", f"{wall / 60:.1f}", ""),
     ]
-    print("| figure | value | bar |\n|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(rows)
     (out / "bench.json").write_text(json.dumps({
         "dataset": args.dataset, "test_strict_f1": strict.f1, "ci": [lo, hi],
         "best_dev_f1": result.best_dev_f1, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,

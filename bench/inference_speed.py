@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import have_run, use_shared_data
+from common import have_run, print_table, use_shared_data
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -119,9 +119,7 @@ def main() -> int:
         ]
     else:
         rows.append(("torch bf16", "skipped: no AMX / CUDA bf16 here", ""))
-    print("| figure | value | bar |\n|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(rows)
     missed = []
     if speedup_ref < 10:
         missed.append("reference speed-up")

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import have_run, use_shared_data
+from common import have_run, print_table, use_shared_data
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -153,9 +153,7 @@ def main() -> int:
         ("server peak RSS", f"{peak:.0f} MB", "<= 1536 MB"),
         ("2 MB body", f"{big.status_code}, RSS +{jump:.1f} MB", "413, < 20 MB"),
     ]
-    print("| figure | value | bar |\n|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(rows)
     missed = [name for name, bad in (("errors", errors > 0), ("throughput", served_rate / direct_rate < 0.7),
                                      ("peak RSS", peak > 1536), ("2 MB body", big.status_code != 413 or jump >= 20))
               if bad]

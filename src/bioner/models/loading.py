@@ -13,7 +13,6 @@ from bioner.errors import ModelError
 from bioner.models.base import Tagger
 from bioner.models.folder import (
     TaggerMeta,
-    check_loadable,
     model_folder,
     read_labels,
     read_meta,
@@ -45,7 +44,6 @@ def load_tagger(path: str | Path, threads: int | None = None, backend: str = "au
     folder = model_folder(Path(path))
     meta = read_meta(folder)
     labels = read_labels(folder)
-    check_loadable(folder, trust_remote_code, allow_pickle)
     set_threads(threads)
     target = pick_device(device)
     run_precision = resolve_precision(precision or meta.precision, target)
