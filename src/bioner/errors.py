@@ -22,6 +22,10 @@ class CorpusFormatError(BionerError):
         self.problem = problem
         super().__init__(f"{self.path}:{line}: {problem}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, int, str]]:
+        # picklable, so the error survives the trip back from a worker process (Ray, torchrun)
+        return (self.__class__, (self.path, self.line, self.problem))
+
 
 class BioSchemeError(BionerError):
     """An invalid BIO transition met while ``strict`` BIO decoding was asked for."""

@@ -22,6 +22,7 @@ from bioner.cli import (
     export,
     predict,
     serve,
+    tag_corpus,
     train,
 )
 from bioner.errors import BionerError
@@ -43,6 +44,7 @@ app.command("bench")(bench.bench_command)
 app.command("export")(export.export_command)
 app.command("serve")(serve.serve_command)
 app.command("calibrate")(calibrate.calibrate_command)
+app.command("tag-corpus")(tag_corpus.tag_corpus_command)
 
 
 def quiet_libraries() -> None:

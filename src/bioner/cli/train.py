@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from bioner.cli.options import at_least
 from bioner.config import build_config
+from bioner.errors import ConfigError
 
 
 def train_command(
@@ -29,8 +32,11 @@ def train_command(
     constrained: Annotated[bool | None, typer.Option("--constrained/--no-constrained", help="llm-gen: constrained decoding when scoring (default on).")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+    nproc: Annotated[int | None, typer.Option(callback=at_least(2), help="Train with N processes on this machine (torch.distributed, gloo on CPU / nccl on GPU); for several machines launch `torchrun ... -m bioner train` yourself.")] = None,
 ) -> None:
     """Train a tagger, keep the best epoch by dev strict F1, and score it on test."""
+    from bioner.recipes import distributed
+    from bioner.recipes.train import split_paths
     from bioner.recipes.train import train as run_training
 
     flags: dict[str, Any] = {"data": {}, "model": {}, "train": {}}
@@ -43,8 +49,17 @@ def train_command(
     ):
         if value is not None:
             flags[section][key] = value
+    if nproc is not None:
+        if distributed.world_from_env().active:
+            raise ConfigError("--nproc inside a torchrun launch: drop --nproc (torchrun already started the processes)")
+        split_paths(build_config(preset, config, flags, overrides))  # bad settings or data fail here, once
+        distributed.launch(nproc, distributed.strip_nproc(sys.argv[1:]), threads)
+        return
+
     cfg = build_config(preset, config, flags, overrides)
     result = run_training(cfg, out, resume=resume)
+    if not distributed.world_from_env().main:
+        return
     typer.echo(f"run folder: {result.run_dir}")
     typer.echo(f"kept epoch {result.best_epoch} of {result.epochs_run} ({result.selection}"
                + (f": {result.best_dev_f1:.4f}" if result.best_dev_f1 is not None else "")

@@ -31,6 +31,7 @@ class Tagger(ABC):
     precision: Precision = "fp32"
     batch_sentences: int = 256  # sentences gathered across documents per model call
     last_stats: dict[str, Any] = {}
+    sentences_tagged: int = 0  # by tag_documents over this tagger's life (corpus-scale tagging reports it)
 
     @abstractmethod
     def predict(self, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
@@ -94,6 +95,7 @@ class Tagger(ABC):
 
         for doc in docs:
             sents = text_to_sentences(doc.text, doc.id)
+            self.sentences_tagged += len(sents)
             entry: list[Any] = [doc, [], len(sents)]
             waiting.append(entry)
             for sent in sents:

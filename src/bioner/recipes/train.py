@@ -13,6 +13,7 @@ last epoch is kept (and the report says so — no dev figure is made up).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -47,6 +48,7 @@ from bioner.models.runtime import (
     resolve_precision,
     set_threads,
 )
+from bioner.recipes import distributed
 from bioner.recipes.checkpoint import (
     find_checkpoint,
     find_checkpoints,
@@ -117,6 +119,8 @@ class Setup:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     average: WeightAverage | None
+    world: distributed.World = distributed.World()
+    step_loss: Any = None  # batch → loss: the task's loss, through DDP when several processes train
 
 
 # ---------------------------------------------------------------- data
@@ -172,7 +176,8 @@ def evaluate_task(task: TokenTask | GenerativeTask, sentences: list[Sentence], b
 # ---------------------------------------------------------------- phases
 
 
-def setup(config: RunConfig, run_dir: Path, resume: bool) -> tuple[Setup, TrainState]:
+def setup(config: RunConfig, run_dir: Path, resume: bool,
+          world: distributed.World = distributed.World()) -> tuple[Setup, TrainState]:
     t = config.train
     set_threads(t.threads)
     checkpoints = find_checkpoints(run_dir) if resume else []
@@ -191,18 +196,22 @@ def setup(config: RunConfig, run_dir: Path, resume: bool) -> tuple[Setup, TrainS
     labels = label_set(train_s, evals).tags
     device = pick_device()
     precision = resolve_precision(t.precision, device)
-    save_config(config, run_dir / "config.yaml", {
-        "data_files": {s: {"path": str(p), "sha256": file_sha256(p)} for s, p in paths.items()},
-        "labels": labels, "n_train_sentences": len(train_s),
-        "n_eval_sentences": {s: len(v) for s, v in evals.items()},
-        "device": str(device), "precision": precision,
-        "selection": SELECT_DEV if "dev" in evals else SELECT_LAST,
-    })
+    distributed.init(world, device)
+    if world.main:
+        save_config(config, run_dir / "config.yaml", {
+            "data_files": {s: {"path": str(p), "sha256": file_sha256(p)} for s, p in paths.items()},
+            "labels": labels, "n_train_sentences": len(train_s),
+            "n_eval_sentences": {s: len(v) for s, v in evals.items()},
+            "device": str(device), "precision": precision,
+            "selection": SELECT_DEV if "dev" in evals else SELECT_LAST,
+            "processes": world.size, "effective_batch_size": t.batch_size * world.size,
+        })
 
     torch.manual_seed(t.seed)
     task = make_task(config, labels, precision)
     examples = task.examples(train_s)
-    total_steps = math.ceil(len(examples) / t.batch_size) * t.epochs
+    steps_per_epoch = math.ceil(math.ceil(len(examples) / t.batch_size) / world.size)
+    total_steps = steps_per_epoch * t.epochs
     optimizer = make_optimizer(task.module, config)
     scheduler = linear_schedule(optimizer, int(t.warmup_ratio * total_steps), total_steps)
     average = WeightAverage(task.module, t.ema) if t.ema else None
@@ -219,8 +228,13 @@ def setup(config: RunConfig, run_dir: Path, resume: bool) -> tuple[Setup, TrainS
         log.info("resuming at epoch %d step %d", state.epoch, state.step_in_epoch)
     if "dev" not in evals and t.patience is not None:
         log.warning("no dev split: train.patience is ignored and the last epoch is kept")
+    if world.active:
+        log.info("%d processes: effective batch %d sentences (train.batch_size %d per process), lr %g and "
+                 "head lr %s as configured (not scaled)", world.size, t.batch_size * world.size, t.batch_size,
+                 t.lr, t.head_lr)
+    step_loss = distributed.wrap(task.module, task.loss, world, device)
     return Setup(config, run_dir, task, examples, evals, device, precision, optimizer, scheduler,
-                 average), state
+                 average, world, step_loss), state
 
 
 def _restore(checkpoints: list[Path], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -250,15 +264,18 @@ def run_epoch(s: Setup, state: TrainState, show: bool) -> dict[str, Any]:
     lengths = [len(w) for w in s.examples]
     batches = length_grouped_batches(lengths, t.batch_size, seed=t.seed * 1000 + epoch) \
         if t.group_by_length else _plain_batches(len(s.examples), t.batch_size, t.seed * 1000 + epoch)
-    bar = tqdm(total=len(batches), initial=state.step_in_epoch, disable=not show,
+    batches = distributed.shard_batches(batches, s.world)  # every rank: the same number of steps
+    bar = tqdm(total=len(batches), initial=state.step_in_epoch, disable=not show or not s.world.main,
                desc=f"epoch {epoch + 1}/{t.epochs}", unit="batch", leave=False)
-    started = time.perf_counter()
+    started = epoch_started = time.perf_counter()
+    tokens = 0
     for idx in batches[state.step_in_epoch:]:
         model.train()
         batch = {k: v.to(s.device) for k, v in s.task.collate([s.examples[i] for i in idx]).items()}
+        tokens += sum(len(s.examples[i]) for i in idx)
         with autocast(s.device, s.precision):
-            loss = s.task.loss(batch)
-        value = loss.item()
+            loss = s.step_loss(batch)
+        value = distributed.mean_across(loss, s.world)
         if not math.isfinite(value):
             bar.close()
             raise TrainingError(
@@ -283,21 +300,40 @@ def run_epoch(s: Setup, state: TrainState, show: bool) -> dict[str, Any]:
         if state.global_step % t.checkpoint_every_steps == 0 and state.step_in_epoch < len(batches):
             state.train_seconds += time.perf_counter() - started
             started = time.perf_counter()
-            _checkpoint(s, state)
+            if s.world.main:
+                _checkpoint(s, state)
     bar.close()
     state.train_seconds += time.perf_counter() - started
+    seconds = time.perf_counter() - epoch_started  # this process's part of the epoch (all of it unless resumed)
     quarter = max(1, len(state.losses) // 4)
+    tokens = int(distributed.mean_across(torch.tensor(float(tokens)), s.world) * s.world.size)
     return {
         "epoch": epoch + 1, "train_loss": state.loss_sum / max(1, state.loss_n),
         "train_loss_first_quarter": sum(state.losses[:quarter]) / quarter,
         "train_loss_last_quarter": sum(state.losses[-quarter:]) / quarter,
         "steps": state.global_step, "train_seconds": round(state.train_seconds, 2),
+        # sub-word tokens (padding excluded) of this epoch's run, over all processes
+        "train_tokens": tokens, "train_tokens_per_s": round(tokens / seconds, 1) if seconds else None,
+        "processes": s.world.size, "effective_batch_size": t.batch_size * s.world.size,
     }
 
 
-def select(s: Setup, state: TrainState, record: dict[str, Any]) -> None:
+def select(s: Setup, state: TrainState, record: dict[str, Any]) -> TrainState:
     """Score the epoch, keep its model if it is the one to keep, decide whether to stop, and
-    checkpoint the end of the epoch."""
+    checkpoint the end of the epoch.  With several processes rank 0 does it and the others
+    take its state."""
+    if s.world.active:
+        same = distributed.weights_agree(s.task.module, s.world)
+        record["ranks_identical_weights"] = same
+        if not same:
+            raise TrainingError(f"after epoch {state.epoch + 1} the {s.world.size} training processes hold different "
+                                "weights; the run stopped (please report this with the run's config.yaml)")
+    if s.world.main:
+        _select(s, state, record)
+    return distributed.broadcast(state, s.world)
+
+
+def _select(s: Setup, state: TrainState, record: dict[str, Any]) -> None:
     t = s.config.train
     epoch = state.epoch
     if s.average is not None:
@@ -363,13 +399,19 @@ def final_test(s: Setup, state: TrainState) -> Report | None:
 
 
 def train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool | None = None) -> TrainResult:
-    with RunLock(run_dir):
-        s, state = setup(config, run_dir, resume)
-        show = sys.stderr.isatty() if progress is None else progress
-        while state.epoch < config.train.epochs and not state.stopped:
-            record = run_epoch(s, state, show)
-            select(s, state, record)
-        test_report = final_test(s, state)
+    """Train one run; under torchrun (``WORLD_SIZE`` > 1) this process is one rank of several
+    (see :mod:`bioner.recipes.distributed`) and only rank 0 writes ``run_dir``."""
+    world = distributed.world_from_env()
+    try:
+        with RunLock(run_dir) if world.main else contextlib.nullcontext():
+            s, state = setup(config, run_dir, resume, world)
+            show = sys.stderr.isatty() if progress is None else progress
+            while state.epoch < config.train.epochs and not state.stopped:
+                record = run_epoch(s, state, show)
+                state = select(s, state, record)
+            test_report = final_test(s, state) if world.main else None
+    finally:
+        distributed.shutdown()
     return TrainResult(run_dir, state.best_epoch, state.best_dev_f1, len(state.history), state.train_seconds,
                        test_report, SELECT_DEV if "dev" in s.evals else SELECT_LAST)
 
