@@ -22,7 +22,7 @@ from tests.helpers import bioner, real_data_dir, tiny_run_folder
 ray = pytest.importorskip("ray", reason='tag-corpus needs the scale extra: pip install -e ".[scale]"')
 pytest.importorskip("pyarrow")
 
-from bioner.scale.corpus import MANIFEST, read_shards, tag_corpus  # noqa: E402
+from bioner.scale.corpus import MANIFEST, read_shards, tag_corpus
 
 LABELS = ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
 
@@ -57,15 +57,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         texts[name] = [" ".join(sents[k:k + 3]) for k in range(0, len(sents), 3)]
     for name in ("BC5CDR", "NCBI-disease"):
         with open(inputs / f"{name}.jsonl", "w", encoding="utf-8") as out:
-            for k, text in enumerate(texts[name]):
-                out.write(json.dumps({"id": f"{name}-{k}", "text": text}) + "\n")
+            out.writelines(json.dumps({"id": f"{name}-{k}", "text": text}) + "\n" for k, text in enumerate(texts[name]))
     (inputs / "BC2GM.txt").write_text("\n".join(texts["BC2GM"]) + "\n", encoding="utf-8")
     pq.write_table(pa.table({"id": [f"J-{k}" for k in range(len(texts["JNLPBA"]))], "text": texts["JNLPBA"]}),
                    inputs / "JNLPBA.parquet")
     # the Parquet file's documents as JSONL too, for `bioner predict` (which reads no Parquet)
     with open(root / "JNLPBA.jsonl", "w", encoding="utf-8") as out:
-        for k, text in enumerate(texts["JNLPBA"]):
-            out.write(json.dumps({"id": f"J-{k}", "text": text}) + "\n")
+        out.writelines(json.dumps({"id": f"J-{k}", "text": text}) + "\n" for k, text in enumerate(texts["JNLPBA"]))
     model = tiny_run_folder(root / "model-run", LABELS, crf=True)
     expected: dict[str, list[dict]] = {}  # type: ignore[type-arg]
     for name, src in (("BC5CDR", inputs / "BC5CDR.jsonl"), ("NCBI-disease", inputs / "NCBI-disease.jsonl"),

@@ -41,6 +41,9 @@ class World:
         return self.size > 1
 
 
+ALONE = World()  # one process
+
+
 def world_from_env() -> World:
     """The world ``torchrun`` describes in the environment (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``)."""
     size = int(os.environ.get("WORLD_SIZE", "1"))

@@ -97,7 +97,7 @@ class TrainState:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any], where: Path) -> "TrainState":
+    def from_json(cls, raw: dict[str, Any], where: Path) -> TrainState:
         known = set(cls.__dataclass_fields__)
         try:
             return cls(**{k: v for k, v in raw.items() if k in known})
@@ -119,7 +119,7 @@ class Setup:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     average: WeightAverage | None
-    world: distributed.World = distributed.World()
+    world: distributed.World = distributed.ALONE
     step_loss: Any = None  # batch → loss: the task's loss, through DDP when several processes train
 
 
@@ -177,7 +177,7 @@ def evaluate_task(task: TokenTask | GenerativeTask, sentences: list[Sentence], b
 
 
 def setup(config: RunConfig, run_dir: Path, resume: bool,
-          world: distributed.World = distributed.World()) -> tuple[Setup, TrainState]:
+          world: distributed.World = distributed.ALONE) -> tuple[Setup, TrainState]:
     t = config.train
     set_threads(t.threads)
     checkpoints = find_checkpoints(run_dir) if resume else []

@@ -18,19 +18,24 @@ import glob
 import hashlib
 import json
 import logging
-import os
 import sys
 import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from bioner.corpus.documents import Document, TextSpan
 from bioner.corpus.formats import document_record, read_documents
 from bioner.errors import BionerError, CorpusFormatError, InputError
-from bioner.files import RunLock, atomic_write, check_output, file_sha256, write_text_atomic
+from bioner.files import (
+    RunLock,
+    atomic_write,
+    check_output,
+    file_sha256,
+    write_text_atomic,
+)
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -66,7 +71,7 @@ def require_ray() -> Any:
     try:
         import pyarrow  # noqa: F401
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError:
         raise BionerError(INSTALL_HINT) from None
     return ray
@@ -147,7 +152,7 @@ def _read_parquet(path: Path) -> Iterator[Document]:
 
     try:
         table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several kinds for a damaged file
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds for a damaged file
         raise CorpusFormatError(path, 0, f"not a readable Parquet file ({exc})") from None
     missing = [c for c in ("id", "text") if c not in table.column_names]
     if missing:
@@ -165,7 +170,7 @@ class TagActor:
     Settings ride on a subclass (:func:`actor_class`), not as constructor arguments: Ray keeps
     those in the object store and warns that a restarted actor may not find them."""
 
-    settings: dict[str, Any] = {}
+    settings: ClassVar[dict[str, Any]] = {}
 
     def __init__(self) -> None:
         from bioner.models.loading import load_tagger
@@ -266,7 +271,7 @@ def _run(ray: Any, model: Path, pending: list[tuple[Path, str]], output: Path, f
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
             writer.add(batch.to_pylist())
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - Ray wraps the worker's error; show the bioner one
         raise _user_error(exc) from None
     writer.finish()
 
