@@ -164,7 +164,6 @@ def test_case_shapes_follow_each_piece_of_each_word(tiny: Path) -> None:
 
 def test_word_shape_model_starts_as_the_pretrained_one_and_learns_casing(tiny: Path, tmp_path: Path) -> None:
     from bioner.config import build_config
-    from bioner.encoding.batches import collate
     from bioner.recipes.tasks import TokenTask
 
     labels = ["O", "B-Chemical", "I-Chemical"]
@@ -176,7 +175,7 @@ def test_word_shape_model_starts_as_the_pretrained_one_and_learns_casing(tiny: P
     # the same words in upper and lower case: only casing tells them apart (NO is a chemical)
     data = [(["NO", "was", "given"], ["B-Chemical", "O", "O"]), (["no", "was", "given"], ["O", "O", "O"])] * 8
     windows = task.encoder.encode_many([w for w, _ in data], [t for _, t in data])
-    batch = collate(windows, task.tokenizer.pad_token_id)
+    batch = task.collate(windows)
     assert "token_type_ids" in batch
     opt = torch.optim.AdamW(task.model.parameters(), lr=3e-3)
     task.model.train()
