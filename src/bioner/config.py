@@ -108,12 +108,25 @@ class InferenceConfig(_Section):
     batch_sentences: int = Field(256, ge=1)
 
 
+class DistillConfig(_Section):
+    """``bioner distill``: teachers label unlabelled text; the student learns from it and gold."""
+
+    teachers: list[str] = Field(min_length=1)  # run folders; several form an ensemble
+    unlabeled: list[str] = Field(min_length=1)  # files: raw text, JSONL, PubTator, BioC, CoNLL (tags ignored)
+    alpha: float = Field(0.5, ge=0)  # weight of the KL term on pseudo-labelled words
+    temperature: float = Field(2.0, gt=0)  # softens teacher and student distributions in the KL term
+    hard: bool = False  # the teacher's argmax tags only, no KL term
+    limit_unlabeled: int | None = Field(None, ge=1)  # pseudo-label at most this many sentences
+    chunk_sentences: int = Field(2000, ge=1)  # pseudo-labels are cached (and resumed) by chunk
+
+
 class RunConfig(_Section):
     preset: str = "cpu"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     inference: InferenceConfig = InferenceConfig()
+    distill: DistillConfig | None = None
 
 
 PRESETS: dict[str, dict[str, Any]] = {

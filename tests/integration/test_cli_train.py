@@ -89,6 +89,7 @@ def test_resume_after_sigkill_gives_the_same_result(ema: str, tmp_path: Path) ->
         epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         for e in epochs:
             e.pop("train_seconds")
+            e.pop("train_tokens_per_s")  # timings
         return epochs, json.loads((run / "eval_test.json").read_text())["overall"]
 
     assert numbers(killed) == numbers(straight)

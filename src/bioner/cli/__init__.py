@@ -17,6 +17,7 @@ from bioner.cli import (
     calibrate,
     data,
     demo,
+    distill,
     evaluate,
     experiment,
     export,
@@ -45,6 +46,7 @@ app.command("export")(export.export_command)
 app.command("serve")(serve.serve_command)
 app.command("calibrate")(calibrate.calibrate_command)
 app.command("tag-corpus")(tag_corpus.tag_corpus_command)
+app.command("distill")(distill.distill_command)
 
 
 def quiet_libraries() -> None:

@@ -43,6 +43,19 @@ class Tagger(ABC):
         ``(start, end)``, where the model gives one (None otherwise)."""
         return self.predict(token_lists), None
 
+    def word_distributions(self, token_lists: Sequence[Sequence[str]], temperature: float = 1.0) -> list[Any]:
+        """Per sentence, a (words, labels) tensor of tag probabilities; taggers without a
+        distribution (generative ones) give their predicted tags as one-hot rows."""
+        import torch
+
+        index = {label: i for i, label in enumerate(self.labels)}
+        out = []
+        for tags in self.predict(token_lists):
+            rows = torch.zeros(len(tags), len(self.labels))
+            rows[torch.arange(len(tags)), torch.tensor([index[t] for t in tags], dtype=torch.long)] = 1.0
+            out.append(rows)
+        return out
+
     def predict_sentences(self, sentences: Sequence[Sentence]) -> list[Sentence]:
         tags = self.predict([s.tokens for s in sentences])
         return [Sentence(s.id, s.tokens, t, s.offsets, s.source, dict(s.meta))

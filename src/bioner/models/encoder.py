@@ -64,8 +64,11 @@ class TokenTagger(nn.Module):
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         return self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        logits = self.emissions(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+    def loss(self, batch: dict[str, torch.Tensor], logits: torch.Tensor | None = None) -> torch.Tensor:
+        """Cross-entropy on labelled sub-words, or the CRF's negative log-likelihood over words;
+        ``logits`` when the caller has already run the backbone (distillation adds a term on them)."""
+        if logits is None:
+            logits = self.emissions(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
         if self.crf is None:
             return nn.functional.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1), ignore_index=-100

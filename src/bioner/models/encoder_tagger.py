@@ -84,7 +84,7 @@ class EncoderTagger(Tagger):
         self.last_stats: dict[str, Any] = {}
         self.temperature = 1.0  # divides scores before span probabilities (fitted on dev; tags unchanged)
 
-    def reference_loop(self) -> "EncoderTagger":
+    def reference_loop(self) -> EncoderTagger:
         """The same model and encoding run as the reference study's loop does: one sentence per
         batch, padded to ``inference.reference_pad_to`` (512) sub-words, in fp32 (the baseline
         the cost benchmarks compare against)."""
@@ -158,6 +158,37 @@ class EncoderTagger(Tagger):
             log.warning("%d word(s) had no sub-words and were read as the unknown token (e.g. %s)",
                         enc.stats.empty_words, ", ".join(enc.stats.empty_word_examples[:3]))
         return self._assemble(token_lists, windows, preds, extra, self.temperature if with_scores else None)
+
+    @torch.inference_mode()
+    def word_distributions(self, token_lists: Sequence[Sequence[str]], temperature: float = 1.0) -> list[torch.Tensor]:
+        """Per sentence, a (words, labels) tensor of tag probabilities at ``temperature``: the CRF's
+        tag marginals (forward-backward), or the softmax of each word's first sub-word logits.
+        What a teacher hands a student in distillation."""
+        enc = self.encoder()
+        windows = enc.encode_many(token_lists)
+        saved, self.temperature = self.temperature, temperature
+        try:
+            _, extra = self.predict_ids(windows, with_scores=True)
+        finally:
+            self.temperature = saved
+        out = [torch.zeros(len(words), len(self.labels)) for words in token_lists]
+        seen = [torch.zeros(len(words), dtype=torch.bool) for words in token_lists]
+        for window, sc in zip(windows, extra):
+            rows = out[window.sentence]
+            if self.model.crf is not None:
+                alpha, beta, log_z = sc.tables(self.model.crf, temperature)
+                marginals = (alpha + beta - log_z).exp()
+                for j, word in enumerate(window.owned):
+                    rows[word] = marginals[j]
+                    seen[window.sentence][word] = True
+                continue
+            assert sc.emissions is not None
+            own = set(window.owned)
+            for pos, word in enumerate(window.word_ids):
+                if word in own and not seen[window.sentence][word]:
+                    rows[word] = (sc.emissions[pos].float() / temperature).softmax(-1)
+                    seen[window.sentence][word] = True
+        return [rows / rows.sum(-1, keepdim=True).clamp(min=1e-12) for rows in out]
 
     def fit_temperature(self, token_lists: Sequence[Sequence[str]], gold_tags: Sequence[Sequence[str]],
                         grid: Sequence[float] = TEMPERATURES) -> dict[str, float]:

@@ -115,7 +115,7 @@ class GenerativeTagger(Tagger):
                 gen = [row[width:].tolist() for row in out]
         return self._read(gen, token_lists, words, chosen)
 
-    def _decode_constrained(self, enc: Any, plans: list["_Plan"], max_new: int, device: torch.device
+    def _decode_constrained(self, enc: Any, plans: list[_Plan], max_new: int, device: torch.device
                             ) -> tuple[list[list[int]], list[list[float]]]:
         """Greedy constrained decoding with the KV cache, where the output layer only computes what
         a step can choose: nothing when the constraint forces the token (the words, the ':'), and

@@ -210,7 +210,7 @@ def output_logits(head: nn.Module, hidden: torch.Tensor, cap: float | None, rows
     if rows is None:
         logits = head(hidden)
     else:
-        weight = getattr(head, "weight")
+        weight = head.weight
         logits = hidden @ weight[rows].T
         bias = getattr(head, "bias", None)
         if bias is not None:

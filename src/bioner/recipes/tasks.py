@@ -171,7 +171,14 @@ class GenerativeTask:
         write_tagger_files(folder, self.labels, tagger_meta(self.config, self.precision))
 
 
-def make_task(config: RunConfig, labels: list[str], precision: Precision = "fp32") -> TokenTask | GenerativeTask:
+def make_task(config: RunConfig, labels: list[str], precision: Precision = "fp32",
+              run_dir: Path | None = None) -> TokenTask | GenerativeTask:
+    if config.distill is not None:  # a student: gold + the teachers' pseudo-labels in run_dir
+        from bioner.recipes.distill import DistillTask
+
+        if run_dir is None:
+            raise ConfigError("a distillation run needs its run folder (for the pseudo-labels)")
+        return DistillTask(config, labels, precision, run_dir)  # type: ignore[return-value]
     if config.model.kind in ("encoder", "llm-cls"):
         return TokenTask(config, labels, precision)
     if config.model.kind == "llm-gen":

@@ -92,6 +92,7 @@ class TrainState:
     loss_sum: float = 0.0
     loss_n: int = 0
     losses: list[float] = field(default_factory=list)
+    tokens: int = 0  # sub-words trained on in this epoch (this rank)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -208,7 +209,7 @@ def setup(config: RunConfig, run_dir: Path, resume: bool,
         })
 
     torch.manual_seed(t.seed)
-    task = make_task(config, labels, precision)
+    task = make_task(config, labels, precision, run_dir)
     examples = task.examples(train_s)
     steps_per_epoch = math.ceil(math.ceil(len(examples) / t.batch_size) / world.size)
     total_steps = steps_per_epoch * t.epochs
@@ -268,11 +269,11 @@ def run_epoch(s: Setup, state: TrainState, show: bool) -> dict[str, Any]:
     bar = tqdm(total=len(batches), initial=state.step_in_epoch, disable=not show or not s.world.main,
                desc=f"epoch {epoch + 1}/{t.epochs}", unit="batch", leave=False)
     started = epoch_started = time.perf_counter()
-    tokens = 0
+    tokens_before = state.tokens
     for idx in batches[state.step_in_epoch:]:
         model.train()
         batch = {k: v.to(s.device) for k, v in s.task.collate([s.examples[i] for i in idx]).items()}
-        tokens += sum(len(s.examples[i]) for i in idx)
+        state.tokens += sum(len(s.examples[i]) for i in idx)
         with autocast(s.device, s.precision):
             loss = s.step_loss(batch)
         value = distributed.mean_across(loss, s.world)
@@ -306,14 +307,15 @@ def run_epoch(s: Setup, state: TrainState, show: bool) -> dict[str, Any]:
     state.train_seconds += time.perf_counter() - started
     seconds = time.perf_counter() - epoch_started  # this process's part of the epoch (all of it unless resumed)
     quarter = max(1, len(state.losses) // 4)
-    tokens = int(distributed.mean_across(torch.tensor(float(tokens)), s.world) * s.world.size)
+    tokens = int(distributed.mean_across(torch.tensor(float(state.tokens)), s.world) * s.world.size)
+    run_here = int(distributed.mean_across(torch.tensor(float(state.tokens - tokens_before)), s.world) * s.world.size)
     return {
         "epoch": epoch + 1, "train_loss": state.loss_sum / max(1, state.loss_n),
         "train_loss_first_quarter": sum(state.losses[:quarter]) / quarter,
         "train_loss_last_quarter": sum(state.losses[-quarter:]) / quarter,
         "steps": state.global_step, "train_seconds": round(state.train_seconds, 2),
         # sub-word tokens (padding excluded) of this epoch's run, over all processes
-        "train_tokens": tokens, "train_tokens_per_s": round(tokens / seconds, 1) if seconds else None,
+        "train_tokens": tokens, "train_tokens_per_s": round(run_here / seconds, 1) if seconds else None,
         "processes": s.world.size, "effective_batch_size": t.batch_size * s.world.size,
     }
 
@@ -362,6 +364,7 @@ def _select(s: Setup, state: TrainState, record: dict[str, Any]) -> None:
     if t.max_train_seconds is not None and state.train_seconds + per_epoch > t.max_train_seconds:
         state.stopped = True  # another epoch would overrun the time budget
     state.epoch, state.step_in_epoch, state.loss_sum, state.loss_n, state.losses = epoch + 1, 0, 0.0, 0, []
+    state.tokens = 0
     _checkpoint(s, state)
     write_text_atomic(s.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in state.history))
     log.info("epoch %d: %s", epoch + 1, record)

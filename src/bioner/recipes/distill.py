@@ -1,0 +1,284 @@
+"""Distillation: an expensive tagger (or an ensemble) teaches a cheap student on unlabelled text.
+
+``distill(config, run_dir)`` runs in two steps, both resumable:
+
+1. **Pseudo-labelling** (:func:`pseudo_label`): unlabelled files (raw text, JSONL, PubTator,
+   BioC, or CoNLL with its tags ignored) are split and tokenised the bioner way; a sentence
+   that also occurs in the target dataset's dev or test split (lower-cased tokens, exact match)
+   or earlier in the unlabelled text is dropped and counted.  Each teacher gives per-word tag
+   distributions (CRF marginals or softmax, at ``distill.temperature``; generative teachers
+   give one-hot rows of their tags), averaged over teachers — for one-hot rows the average is
+   the vote share, so its argmax is the majority vote.  They are written to
+   ``run_dir/pseudo/`` in chunks (a chunk is written whole, then the manifest), so an
+   interrupted run continues at the next chunk.
+2. **Training** (:mod:`bioner.recipes.train`, the ordinary loop) on gold + pseudo-labelled
+   sentences with :class:`DistillTask`: the student's own loss (cross-entropy or CRF) on gold
+   tags and on the teacher's argmax tags, plus ``alpha · T² · KL(teacher_T ‖ student_T)`` on the
+   pseudo-labelled words (``distill.hard``: the argmax tags only).  Selection is on gold dev;
+   the result is an ordinary run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save
+from torch import nn
+
+from bioner.config import RunConfig
+from bioner.corpus.conll import read_conll
+from bioner.corpus.formats import guess_format, read_documents
+from bioner.corpus.text import text_to_sentences
+from bioner.encoding.batches import collate
+from bioner.encoding.subwords import IGNORE, Window
+from bioner.errors import ConfigError, InputError
+from bioner.files import RunLock, atomic_write, write_text_atomic
+
+log = logging.getLogger(__name__)
+PSEUDO = "pseudo"
+MANIFEST = "manifest.json"
+
+
+# ---------------------------------------------------------------- unlabelled text
+
+
+def sentence_key(tokens: Sequence[str]) -> str:
+    """What counts as the same sentence: its tokens, lower-cased, single-spaced."""
+    return " ".join(tokens).lower()
+
+
+def read_unlabeled(paths: Sequence[str]) -> Iterator[list[str]]:
+    """Token lists of every sentence of the files, in order; CoNLL tags are never read."""
+    for name in paths:
+        path = Path(name)
+        if not path.exists():
+            raise InputError(f"unlabelled file {path} does not exist")
+        fmt = guess_format(path)
+        if fmt == "conll":
+            for sent in read_conll(path):
+                yield list(sent.tokens)
+            continue
+        for doc in read_documents(path, fmt):
+            for sent in text_to_sentences(doc.text, doc.id):
+                yield list(sent.tokens)
+
+
+@dataclass(slots=True)
+class PseudoStats:
+    read: int = 0
+    kept: int = 0
+    dropped_in_dev_or_test: int = 0
+    duplicates: int = 0
+    empty: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- pseudo-labelling
+
+
+def _teacher_fingerprints(teachers: Sequence[str]) -> list[str]:
+    from bioner.scale.corpus import model_fingerprint
+
+    return [model_fingerprint(Path(t)) for t in teachers]
+
+
+def pseudo_label(config: RunConfig, run_dir: Path, labels: list[str], held_out: set[str]) -> PseudoStats:
+    """Label the unlabelled text with the teachers into ``run_dir/pseudo`` (resumable by chunk)."""
+    from bioner.models.loading import load_tagger
+
+    d = config.distill
+    assert d is not None
+    folder = run_dir / PSEUDO
+    folder.mkdir(parents=True, exist_ok=True)
+    fingerprints = _teacher_fingerprints(d.teachers)
+    manifest_path = folder / MANIFEST
+    manifest: dict[str, Any] = {"teachers": list(d.teachers), "fingerprints": fingerprints, "labels": labels,
+                                "temperature": d.temperature, "unlabeled": list(d.unlabeled), "chunks": [],
+                                "complete": False}
+    if manifest_path.is_file():
+        saved = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if {k: saved.get(k) for k in ("fingerprints", "labels", "temperature", "unlabeled")} != \
+                {k: manifest[k] for k in ("fingerprints", "labels", "temperature", "unlabeled")}:
+            raise ConfigError(f"{folder} holds pseudo-labels from other teachers, labels, temperature or text; "
+                              "use a new --out")
+        manifest = saved
+        if manifest.get("complete"):
+            return PseudoStats(**manifest["stats"])
+    teachers = [load_tagger(t, backend="torch") for t in d.teachers]
+    for t, name in zip(teachers, d.teachers):
+        if list(t.labels) != labels:
+            raise ConfigError(f"teacher {name} tags {t.labels}; the student's dataset has {labels}. "
+                              "Teachers must be trained on the same label set")
+    stats = PseudoStats()
+    done = len(manifest["chunks"])
+    seen: set[str] = set()
+    chunk: list[list[str]] = []
+    started = time.perf_counter()
+
+    def flush(index: int) -> None:
+        if index < done:  # written by an earlier, interrupted run: the same sentences in the same order
+            return
+        per_teacher = [t.word_distributions(chunk, d.temperature) for t in teachers]
+        dists = [torch.stack([p[k] for p in per_teacher]).mean(0) for k in range(len(chunk))]
+        name = f"part-{index:05d}"
+        tensors = {"probs": torch.cat(dists).to(torch.float16).contiguous(),
+                   "lengths": torch.tensor([len(s) for s in chunk], dtype=torch.int64)}
+        with atomic_write(folder / f"{name}.safetensors", "wb") as out:
+            out.write(save(tensors))
+        with atomic_write(folder / f"{name}.jsonl") as out:
+            out.write("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in chunk))
+        manifest["chunks"].append({"name": name, "sentences": len(chunk)})
+        write_text_atomic(manifest_path, json.dumps(manifest, indent=1))
+        log.info("pseudo-labelled chunk %d (%d sentences)", index, len(chunk))
+
+    index = 0
+    for tokens in read_unlabeled(d.unlabeled):
+        if d.limit_unlabeled is not None and stats.kept >= d.limit_unlabeled:
+            break
+        stats.read += 1
+        if not tokens:
+            stats.empty += 1
+            continue
+        key = sentence_key(tokens)
+        if key in held_out:
+            stats.dropped_in_dev_or_test += 1
+            continue
+        if key in seen:
+            stats.duplicates += 1
+            continue
+        seen.add(key)
+        stats.kept += 1
+        chunk.append(tokens)
+        if len(chunk) >= d.chunk_sentences:
+            flush(index)
+            index += 1
+            chunk = []
+    if chunk:
+        flush(index)
+    stats.seconds = round(time.perf_counter() - started, 2)
+    manifest["complete"] = True
+    manifest["stats"] = stats.to_dict()
+    write_text_atomic(manifest_path, json.dumps(manifest, indent=1))
+    return stats
+
+
+def load_pseudo(run_dir: Path) -> tuple[list[list[str]], list[torch.Tensor]]:
+    """The pseudo-labelled sentences and their (words, labels) distributions, in order."""
+    folder = run_dir / PSEUDO
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    sentences: list[list[str]] = []
+    dists: list[torch.Tensor] = []
+    for entry in manifest["chunks"]:
+        tensors = load_file(str(folder / f"{entry['name']}.safetensors"))
+        chunk = [json.loads(line) for line in (folder / f"{entry['name']}.jsonl").read_text(encoding="utf-8").splitlines()]
+        lengths = tensors["lengths"].tolist()
+        if len(chunk) != len(lengths) or sum(lengths) != tensors["probs"].shape[0]:
+            raise ConfigError(f"{folder / entry['name']}: sentences and probabilities disagree; delete {folder} "
+                              "to pseudo-label again")
+        sentences += chunk
+        dists += list(tensors["probs"].float().split(lengths))
+    return sentences, dists
+
+
+# ---------------------------------------------------------------- the student's task
+
+
+@dataclass(slots=True)
+class SoftWindow(Window):
+    """A window of a pseudo-labelled sentence, with the teacher's distribution per word."""
+
+    soft: torch.Tensor | None = None  # (words of the sentence, labels)
+
+
+class DistillTask:
+    """The student's TokenTask plus the pseudo-labelled sentences and the distillation term."""
+
+    def __init__(self, config: RunConfig, labels: list[str], precision: str, run_dir: Path) -> None:
+        from bioner.recipes.tasks import TokenTask
+
+        if config.model.kind != "encoder":
+            raise ConfigError("the student of `bioner distill` is an encoder (MiniLM or a model folder)")
+        self.inner = TokenTask(config, labels, precision)  # type: ignore[arg-type]
+        self.config, self.labels, self.run_dir = config, labels, run_dir
+
+    def __getattr__(self, name: str) -> Any:  # module, model, tokenizer, encoder, tagger, save
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def examples(self, sentences: Sequence[Any]) -> list[Any]:
+        gold = self.inner.examples(sentences)
+        tokens, dists = load_pseudo(self.run_dir)
+        tags = [[self.labels[i] for i in d.argmax(-1).tolist()] for d in dists]
+        windows = self.inner.encoder.encode_many(tokens, tags)
+        pseudo = [SoftWindow(w.sentence, w.input_ids, w.word_ids, w.labels, w.owned, w.shape_ids, dists[w.sentence])
+                  for w in windows]
+        log.info("training on %d gold and %d pseudo-labelled windows", len(gold), len(pseudo))
+        return gold + pseudo
+
+    def collate(self, examples: Sequence[Any]) -> dict[str, torch.Tensor]:
+        batch = collate(examples, self.inner.tokenizer.pad_token_id, with_words=self.config.model.crf)  # type: ignore[attr-defined]
+        n, width = batch["input_ids"].shape
+        soft = torch.zeros(n, width, len(self.labels))
+        mask = torch.zeros(n, width, dtype=torch.bool)
+        for i, w in enumerate(examples):
+            if isinstance(w, SoftWindow) and w.soft is not None:
+                for pos, (word, label) in enumerate(zip(w.word_ids, w.labels)):
+                    if label != IGNORE and word >= 0:
+                        soft[i, pos] = w.soft[word]
+                        mask[i, pos] = True
+        batch["soft"], batch["soft_mask"] = soft, mask
+        return batch
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        d = self.config.distill
+        assert d is not None
+        model = self.inner.model
+        logits = model.emissions(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        loss = model.loss(batch, logits)
+        mask = batch["soft_mask"]
+        if d.hard or d.alpha == 0 or not bool(mask.any()):
+            return loss
+        t = d.temperature
+        student = nn.functional.log_softmax(logits[mask].float() / t, dim=-1)
+        teacher = batch["soft"][mask].clamp(min=1e-8)
+        kl = nn.functional.kl_div(student, teacher, reduction="batchmean")
+        return loss + d.alpha * t * t * kl
+
+
+# ---------------------------------------------------------------- the command
+
+
+def distill(config: RunConfig, run_dir: Path, resume: bool = False) -> tuple[Any, PseudoStats]:
+    """Pseudo-label (resumable), then train the student on gold + pseudo-labelled text."""
+    from bioner.recipes.train import label_set, load_split, split_paths
+    from bioner.recipes.train import train as run_training
+
+    if config.distill is None:
+        raise ConfigError("no distill section: give teachers and unlabelled text")
+    paths = split_paths(config)
+    train_s = load_split(paths["train"], config.data.limit_train)
+    evals = {s: load_split(paths[s], None) for s in ("dev", "test") if s in paths}
+    labels = label_set(train_s, evals).tags
+    held_out = {sentence_key(s.tokens) for split in evals.values() for s in split}
+    with RunLock(run_dir):
+        if not resume and ((run_dir / "model").exists() or (run_dir / "eval_test.json").exists()):
+            raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+        stats = pseudo_label(config, run_dir, labels, held_out)
+        write_text_atomic(run_dir / "distill.json", json.dumps({
+            "teachers": list(config.distill.teachers), "unlabeled": list(config.distill.unlabeled),
+            "alpha": config.distill.alpha, "temperature": config.distill.temperature, "hard": config.distill.hard,
+            "pseudo_labelling": stats.to_dict()}, indent=1))
+    if stats.kept == 0:
+        raise InputError("no unlabelled sentence is left to pseudo-label (all empty, duplicated or in dev/test)")
+    return run_training(config, run_dir, resume=resume), stats
