@@ -50,7 +50,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     inputs.mkdir()
     texts: dict[str, list[str]] = {}
     for name in ("BC5CDR", "NCBI-disease", "BC2GM", "JNLPBA"):
-        path = data / name / "test.txt"
+        path = data / name / "train.txt"
         if not path.is_file():
             pytest.skip(f"{path} is missing")
         sents = [" ".join(s.tokens) for s in read_conll(path)][:1500]

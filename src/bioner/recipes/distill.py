@@ -92,6 +92,23 @@ def _teacher_fingerprints(teachers: Sequence[str]) -> list[str]:
     return [model_fingerprint(Path(t)) for t in teachers]
 
 
+def ensemble_distributions(teachers: Sequence[Any], token_lists: Sequence[Sequence[str]],
+                           temperature: float = 1.0) -> list[torch.Tensor]:
+    """Per sentence, the teachers' (words, labels) distributions averaged (for one-hot rows of
+    generative teachers the average is the vote share, so its argmax is the majority vote)."""
+    per_teacher = [t.word_distributions(token_lists, temperature) for t in teachers]
+    return [torch.stack([p[k] for p in per_teacher]).mean(0) for k in range(len(token_lists))]
+
+
+def ensemble_tags(teachers: Sequence[Any], token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
+    """The ensemble's own prediction: the argmax of the averaged distributions, as valid IOB2."""
+    from bioner.corpus.bio import repair_bio
+
+    labels = teachers[0].labels
+    return [repair_bio([labels[i] for i in d.argmax(-1).tolist()])[0]
+            for d in ensemble_distributions(teachers, token_lists)]
+
+
 def pseudo_label(config: RunConfig, run_dir: Path, labels: list[str], held_out: set[str]) -> PseudoStats:
     """Label the unlabelled text with the teachers into ``run_dir/pseudo`` (resumable by chunk)."""
     from bioner.models.loading import load_tagger
@@ -128,8 +145,7 @@ def pseudo_label(config: RunConfig, run_dir: Path, labels: list[str], held_out: 
     def flush(index: int) -> None:
         if index < done:  # written by an earlier, interrupted run: the same sentences in the same order
             return
-        per_teacher = [t.word_distributions(chunk, d.temperature) for t in teachers]
-        dists = [torch.stack([p[k] for p in per_teacher]).mean(0) for k in range(len(chunk))]
+        dists = ensemble_distributions(teachers, chunk, d.temperature)
         name = f"part-{index:05d}"
         tensors = {"probs": torch.cat(dists).to(torch.float16).contiguous(),
                    "lengths": torch.tensor([len(s) for s in chunk], dtype=torch.int64)}
