@@ -154,3 +154,20 @@ def test_distill_command_leaves_an_ordinary_run_folder(setup: dict[str, Path], t
     bad = bioner("distill", "--teacher", str(tmp_path / "nope"), "--unlabeled", str(setup["unlabeled"]),
                  "--dataset", "sample", "--out", str(tmp_path / "s2"), check=False)
     assert bad.returncode == 1 and "nope" in bad.stderr
+
+
+def test_invalid_argmax_tags_are_repaired_for_a_crf_student(setup: dict[str, Path], tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A word-wise argmax can put I- after O; a CRF student cannot score that, so it becomes B-."""
+    import bioner.recipes.distill as distill_module
+    from bioner.recipes.distill import DistillTask
+
+    cfg = _config(setup, [setup["soft_teacher"]])
+    dist = torch.zeros(3, len(LABELS))
+    dist[0, 0] = dist[1, LABELS.index("I-Chemical")] = dist[2, 0] = 1.0  # O I-Chemical O
+    monkeypatch.setattr(distill_module, "load_pseudo", lambda run_dir: ([["the", "aspirin", "dose"]], [dist]))
+    task = DistillTask(cfg, LABELS, "fp32", tmp_path)  # type: ignore[arg-type]
+    assert task.config.model.crf  # the cpu preset's encoder recipe
+    pseudo = task.examples([])[-1]
+    labelled = [label for label in pseudo.labels if label >= 0]
+    assert labelled == [0, LABELS.index("B-Chemical"), 0]

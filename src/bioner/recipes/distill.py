@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from bioner.config import RunConfig
+from bioner.corpus.bio import repair_bio
 from bioner.corpus.conll import read_conll
 from bioner.corpus.formats import guess_format, read_documents
 from bioner.corpus.text import text_to_sentences
@@ -102,8 +103,6 @@ def ensemble_distributions(teachers: Sequence[Any], token_lists: Sequence[Sequen
 
 def ensemble_tags(teachers: Sequence[Any], token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
     """The ensemble's own prediction: the argmax of the averaged distributions, as valid IOB2."""
-    from bioner.corpus.bio import repair_bio
-
     labels = teachers[0].labels
     return [repair_bio([labels[i] for i in d.argmax(-1).tolist()])[0]
             for d in ensemble_distributions(teachers, token_lists)]
@@ -235,7 +234,8 @@ class DistillTask:
     def examples(self, sentences: Sequence[Any]) -> list[Any]:
         gold = self.inner.examples(sentences)
         tokens, dists = load_pseudo(self.run_dir)
-        tags = [[self.labels[i] for i in d.argmax(-1).tolist()] for d in dists]
+        # the argmax per word can break IOB2 (I- after O), which a CRF student cannot score: repair it
+        tags = [repair_bio([self.labels[i] for i in d.argmax(-1).tolist()])[0] for d in dists]
         windows = self.inner.encoder.encode_many(tokens, tags)
         pseudo = [SoftWindow(w.sentence, w.input_ids, w.word_ids, w.labels, w.owned, w.shape_ids, dists[w.sentence])
                   for w in windows]
