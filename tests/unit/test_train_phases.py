@@ -92,3 +92,14 @@ def test_the_recorded_precision_is_the_one_used(base: Path, tmp_path: Path) -> N
     assert "trust_remote_code" not in meta
     assert load_tagger(tmp_path / "run").precision == "fp32"
     assert load_tagger(tmp_path / "run", precision="bf16").precision == "bf16"
+
+
+def test_a_time_budget_spent_inside_an_epoch_stops_there(base: Path, tmp_path: Path) -> None:
+    """48 sentences in batches of 8 = 6 steps an epoch; a budget spent after the first step stops
+    the run at that step, scores the partial epoch and keeps it (nothing else to keep)."""
+    result = train(_config(base, "train.epochs=3", "train.batch_size=8", "train.max_train_seconds=0.001"),
+                   tmp_path / "run")
+    epochs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(epochs) == 1 and epochs[0]["steps"] == 1
+    assert epochs[0]["stopped"] == "time budget reached after 1 of 6 steps"
+    assert result.epochs_run == 1 and result.best_epoch == 1 and (tmp_path / "run" / "model").is_dir()

@@ -104,6 +104,15 @@ def mean_across(value: torch.Tensor, world: World) -> float:
     return float(buf.item()) / world.size
 
 
+def any_across(flag: bool, world: World) -> bool:
+    """True on every rank when it is true on any (so all ranks stop at the same step)."""
+    if not world.active:
+        return flag
+    buf = torch.tensor([1.0 if flag else 0.0])
+    dist.all_reduce(buf, op=dist.ReduceOp.MAX)
+    return bool(buf.item() > 0)
+
+
 def broadcast(obj: Any, world: World) -> Any:
     """Rank 0's object on every rank."""
     if not world.active:

@@ -270,6 +270,7 @@ def run_epoch(s: Setup, state: TrainState, show: bool) -> dict[str, Any]:
                desc=f"epoch {epoch + 1}/{t.epochs}", unit="batch", leave=False)
     started = epoch_started = time.perf_counter()
     tokens_before = state.tokens
+    budget_stop = None
     for idx in batches[state.step_in_epoch:]:
         model.train()
         batch = {k: v.to(s.device) for k, v in s.task.collate([s.examples[i] for i in idx]).items()}
@@ -298,6 +299,14 @@ def run_epoch(s: Setup, state: TrainState, show: bool) -> dict[str, Any]:
         state.losses.append(round(value, 5))
         bar.update(1)
         bar.set_postfix(loss=f"{state.loss_sum / state.loss_n:.4f}")
+        if t.max_train_seconds is not None and distributed.any_across(
+                state.train_seconds + time.perf_counter() - started >= t.max_train_seconds, s.world):
+            # the budget is spent inside an epoch (one epoch can outlast it, e.g. a student's
+            # pseudo-labelled text): stop here; this partial epoch is scored and may be kept
+            state.stopped = True
+            budget_stop = f"time budget reached after {state.step_in_epoch} of {len(batches)} steps"
+            log.info("epoch %d: %s", epoch + 1, budget_stop)
+            break
         if state.global_step % t.checkpoint_every_steps == 0 and state.step_in_epoch < len(batches):
             state.train_seconds += time.perf_counter() - started
             started = time.perf_counter()
@@ -317,6 +326,7 @@ def run_epoch(s: Setup, state: TrainState, show: bool) -> dict[str, Any]:
         # sub-word tokens (padding excluded) of this epoch's run, over all processes
         "train_tokens": tokens, "train_tokens_per_s": round(run_here / seconds, 1) if seconds else None,
         "processes": s.world.size, "effective_batch_size": t.batch_size * s.world.size,
+        **({"stopped": budget_stop} if budget_stop else {}),
     }
 
 
