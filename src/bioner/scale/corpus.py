@@ -64,7 +64,8 @@ class CorpusResult:
     def summary(self) -> str:
         return (f"tagged {self.documents} documents ({self.sentences} sentences, {self.spans} spans) from "
                 f"{self.tagged_inputs} input files in {self.seconds:.1f} s: {self.docs_per_second:.1f} documents/s; "
-                f"skipped {self.skipped_inputs} input files already done; output {self.output}")
+                f"each input document checked to come back exactly once; skipped {self.skipped_inputs} input "
+                f"files already done; output {self.output}")
 
 
 def require_ray() -> Any:
