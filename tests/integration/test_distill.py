@@ -73,13 +73,8 @@ def test_word_distributions(setup: dict[str, Path]) -> None:
 def test_pseudo_labels_drop_held_out_sentences_average_teachers_and_resume(setup: dict[str, Path],
                                                                            tmp_path: Path) -> None:
     from bioner.models import load_tagger
-    from bioner.recipes.distill import (
-        MANIFEST,
-        PSEUDO,
-        load_pseudo,
-        pseudo_label,
-        sentence_key,
-    )
+    from bioner.recipes.distill import pseudo_label, sentence_key
+    from bioner.recipes.pseudo import MANIFEST, PSEUDO, load_pseudo
 
     cfg = _config(setup, [setup["crf_teacher"], setup["soft_teacher"]], chunk_sentences=40, temperature=2.0)
     sample = resolve_dataset("sample")
@@ -115,7 +110,8 @@ def test_pseudo_labels_drop_held_out_sentences_average_teachers_and_resume(setup
 
 
 def test_distillation_loss_adds_the_kl_term(setup: dict[str, Path], tmp_path: Path) -> None:
-    from bioner.recipes.distill import DistillTask, pseudo_label
+    from bioner.recipes.distill import pseudo_label
+    from bioner.recipes.tasks import DistillTask
 
     cfg = _config(setup, [setup["soft_teacher"]], alpha=0.7, temperature=2.0, limit_unlabeled=20)
     pseudo_label(cfg, tmp_path, LABELS, set())  # type: ignore[arg-type]
@@ -159,13 +155,13 @@ def test_distill_command_leaves_an_ordinary_run_folder(setup: dict[str, Path], t
 def test_invalid_argmax_tags_are_repaired_for_a_crf_student(setup: dict[str, Path], tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """A word-wise argmax can put I- after O; a CRF student cannot score that, so it becomes B-."""
-    import bioner.recipes.distill as distill_module
-    from bioner.recipes.distill import DistillTask
+    import bioner.recipes.tasks as tasks_module
+    from bioner.recipes.tasks import DistillTask
 
     cfg = _config(setup, [setup["soft_teacher"]])
     dist = torch.zeros(3, len(LABELS))
     dist[0, 0] = dist[1, LABELS.index("I-Chemical")] = dist[2, 0] = 1.0  # O I-Chemical O
-    monkeypatch.setattr(distill_module, "load_pseudo", lambda run_dir: ([["the", "aspirin", "dose"]], [dist]))
+    monkeypatch.setattr(tasks_module, "load_pseudo", lambda run_dir: ([["the", "aspirin", "dose"]], [dist]))
     task = DistillTask(cfg, LABELS, "fp32", tmp_path)  # type: ignore[arg-type]
     assert task.config.model.crf  # the cpu preset's encoder recipe
     pseudo = task.examples([])[-1]

@@ -9,6 +9,7 @@ with ``allow_pickle``; safetensors is the silent path.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bioner.corpus.labels import LabelSet
 from bioner.errors import ModelError
-from bioner.files import write_text_atomic
+from bioner.files import file_sha256, write_text_atomic
 
 log = logging.getLogger(__name__)
 TAGGER_FILE = "tagger.json"
@@ -143,3 +144,14 @@ def read_temperature(folder: Path) -> float:
 
 def write_calibration(folder: Path, fit: dict[str, Any]) -> None:
     write_text_atomic(folder / CALIBRATION_FILE, json.dumps(fit, indent=1))
+
+
+def model_fingerprint(model: Path) -> str:
+    """Hash of a run's model files (weights, ONNX, json): whether two runs hold the same model
+    (a resumed corpus tagging or a pseudo-label cache must use the one they started with)."""
+    folder = model_folder(model)
+    digest = hashlib.sha256()
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and f.suffix in (".safetensors", ".json", ".onnx"):
+            digest.update(f.name.encode() + file_sha256(f).encode())
+    return digest.hexdigest()

@@ -12,7 +12,7 @@
    ``run_dir/pseudo/`` in chunks (a chunk is written whole, then the manifest), so an
    interrupted run continues at the next chunk.
 2. **Training** (:mod:`bioner.recipes.train`, the ordinary loop) on gold + pseudo-labelled
-   sentences with :class:`DistillTask`: the student's own loss (cross-entropy or CRF) on gold
+   sentences with :class:`bioner.recipes.tasks.DistillTask`: the student's own loss (cross-entropy or CRF) on gold
    tags and on the teacher's argmax tags, plus ``alpha · T² · KL(teacher_T ‖ student_T)`` on the
    pseudo-labelled words (``distill.hard``: the argmax tags only).  Selection is on gold dev;
    the result is an ordinary run folder.
@@ -24,27 +24,24 @@ import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save
-from torch import nn
 
 from bioner.config import RunConfig
 from bioner.corpus.bio import repair_bio
 from bioner.corpus.conll import read_conll
 from bioner.corpus.formats import guess_format, read_documents
 from bioner.corpus.text import text_to_sentences
-from bioner.encoding.batches import collate
-from bioner.encoding.subwords import IGNORE, Window
 from bioner.errors import ConfigError, InputError
-from bioner.files import RunLock, atomic_write, write_text_atomic
+from bioner.files import RunLock, write_text_atomic
+from bioner.models.folder import model_fingerprint
+from bioner.recipes.pseudo import MANIFEST, PSEUDO, write_chunk
+from bioner.recipes.train import label_set, load_split, split_paths, train
 
 log = logging.getLogger(__name__)
-PSEUDO = "pseudo"
-MANIFEST = "manifest.json"
 
 
 # ---------------------------------------------------------------- unlabelled text
@@ -81,16 +78,10 @@ class PseudoStats:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        return asdict(self)
 
 
 # ---------------------------------------------------------------- pseudo-labelling
-
-
-def _teacher_fingerprints(teachers: Sequence[str]) -> list[str]:
-    from bioner.scale.corpus import model_fingerprint
-
-    return [model_fingerprint(Path(t)) for t in teachers]
 
 
 def ensemble_distributions(teachers: Sequence[Any], token_lists: Sequence[Sequence[str]],
@@ -116,7 +107,7 @@ def pseudo_label(config: RunConfig, run_dir: Path, labels: list[str], held_out: 
     assert d is not None
     folder = run_dir / PSEUDO
     folder.mkdir(parents=True, exist_ok=True)
-    fingerprints = _teacher_fingerprints(d.teachers)
+    fingerprints = [model_fingerprint(Path(t)) for t in d.teachers]
     manifest_path = folder / MANIFEST
     manifest: dict[str, Any] = {"teachers": list(d.teachers), "fingerprints": fingerprints, "labels": labels,
                                 "temperature": d.temperature, "unlabeled": list(d.unlabeled), "chunks": [],
@@ -144,14 +135,7 @@ def pseudo_label(config: RunConfig, run_dir: Path, labels: list[str], held_out: 
     def flush(index: int) -> None:
         if index < done:  # written by an earlier, interrupted run: the same sentences in the same order
             return
-        dists = ensemble_distributions(teachers, chunk, d.temperature)
-        name = f"part-{index:05d}"
-        tensors = {"probs": torch.cat(dists).to(torch.float16).contiguous(),
-                   "lengths": torch.tensor([len(s) for s in chunk], dtype=torch.int64)}
-        with atomic_write(folder / f"{name}.safetensors", "wb") as out:
-            out.write(save(tensors))
-        with atomic_write(folder / f"{name}.jsonl") as out:
-            out.write("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in chunk))
+        name = write_chunk(folder, index, chunk, ensemble_distributions(teachers, chunk, d.temperature))
         manifest["chunks"].append({"name": name, "sentences": len(chunk)})
         write_text_atomic(manifest_path, json.dumps(manifest, indent=1))
         log.info("pseudo-labelled chunk %d (%d sentences)", index, len(chunk))
@@ -187,99 +171,11 @@ def pseudo_label(config: RunConfig, run_dir: Path, labels: list[str], held_out: 
     return stats
 
 
-def load_pseudo(run_dir: Path) -> tuple[list[list[str]], list[torch.Tensor]]:
-    """The pseudo-labelled sentences and their (words, labels) distributions, in order."""
-    folder = run_dir / PSEUDO
-    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    sentences: list[list[str]] = []
-    dists: list[torch.Tensor] = []
-    for entry in manifest["chunks"]:
-        tensors = load_file(str(folder / f"{entry['name']}.safetensors"))
-        chunk = [json.loads(line) for line in (folder / f"{entry['name']}.jsonl").read_text(encoding="utf-8").splitlines()]
-        lengths = tensors["lengths"].tolist()
-        if len(chunk) != len(lengths) or sum(lengths) != tensors["probs"].shape[0]:
-            raise ConfigError(f"{folder / entry['name']}: sentences and probabilities disagree; delete {folder} "
-                              "to pseudo-label again")
-        sentences += chunk
-        dists += list(tensors["probs"].float().split(lengths))
-    return sentences, dists
-
-
-# ---------------------------------------------------------------- the student's task
-
-
-@dataclass(slots=True)
-class SoftWindow(Window):
-    """A window of a pseudo-labelled sentence, with the teacher's distribution per word."""
-
-    soft: torch.Tensor | None = None  # (words of the sentence, labels)
-
-
-class DistillTask:
-    """The student's TokenTask plus the pseudo-labelled sentences and the distillation term."""
-
-    def __init__(self, config: RunConfig, labels: list[str], precision: str, run_dir: Path) -> None:
-        from bioner.recipes.tasks import TokenTask
-
-        if config.model.kind != "encoder":
-            raise ConfigError("the student of `bioner distill` is an encoder (MiniLM or a model folder)")
-        self.inner = TokenTask(config, labels, precision)  # type: ignore[arg-type]
-        self.config, self.labels, self.run_dir = config, labels, run_dir
-
-    def __getattr__(self, name: str) -> Any:  # module, model, tokenizer, encoder, tagger, save
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    def examples(self, sentences: Sequence[Any]) -> list[Any]:
-        gold = self.inner.examples(sentences)
-        tokens, dists = load_pseudo(self.run_dir)
-        # the argmax per word can break IOB2 (I- after O), which a CRF student cannot score: repair it
-        tags = [repair_bio([self.labels[i] for i in d.argmax(-1).tolist()])[0] for d in dists]
-        windows = self.inner.encoder.encode_many(tokens, tags)
-        pseudo = [SoftWindow(w.sentence, w.input_ids, w.word_ids, w.labels, w.owned, w.shape_ids, dists[w.sentence])
-                  for w in windows]
-        log.info("training on %d gold and %d pseudo-labelled windows", len(gold), len(pseudo))
-        return gold + pseudo
-
-    def collate(self, examples: Sequence[Any]) -> dict[str, torch.Tensor]:
-        batch = collate(examples, self.inner.tokenizer.pad_token_id, with_words=self.config.model.crf)  # type: ignore[attr-defined]
-        n, width = batch["input_ids"].shape
-        soft = torch.zeros(n, width, len(self.labels))
-        mask = torch.zeros(n, width, dtype=torch.bool)
-        for i, w in enumerate(examples):
-            if isinstance(w, SoftWindow) and w.soft is not None:
-                for pos, (word, label) in enumerate(zip(w.word_ids, w.labels)):
-                    if label != IGNORE and word >= 0:
-                        soft[i, pos] = w.soft[word]
-                        mask[i, pos] = True
-        batch["soft"], batch["soft_mask"] = soft, mask
-        return batch
-
-    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        d = self.config.distill
-        assert d is not None
-        model = self.inner.model
-        logits = model.emissions(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-        loss = model.loss(batch, logits)
-        mask = batch["soft_mask"]
-        if d.hard or d.alpha == 0 or not bool(mask.any()):
-            return loss
-        t = d.temperature
-        student = nn.functional.log_softmax(logits[mask].float() / t, dim=-1)
-        teacher = batch["soft"][mask].clamp(min=1e-8)
-        kl = nn.functional.kl_div(student, teacher, reduction="batchmean")
-        return loss + d.alpha * t * t * kl
-
-
 # ---------------------------------------------------------------- the command
 
 
 def distill(config: RunConfig, run_dir: Path, resume: bool = False) -> tuple[Any, PseudoStats]:
     """Pseudo-label (resumable), then train the student on gold + pseudo-labelled text."""
-    from bioner.recipes.train import label_set, load_split, split_paths
-    from bioner.recipes.train import train as run_training
-
     if config.distill is None:
         raise ConfigError("no distill section: give teachers and unlabelled text")
     paths = split_paths(config)
@@ -297,4 +193,4 @@ def distill(config: RunConfig, run_dir: Path, resume: bool = False) -> tuple[Any
             "pseudo_labelling": stats.to_dict()}, indent=1))
     if stats.kept == 0:
         raise InputError("no unlabelled sentence is left to pseudo-label (all empty, duplicated or in dev/test)")
-    return run_training(config, run_dir, resume=resume), stats
+    return train(config, run_dir, resume=resume), stats

@@ -137,11 +137,6 @@ def weights_agree(model: nn.Module, world: World) -> bool:
     return len(set(hashes)) == 1
 
 
-def barrier(world: World) -> None:
-    if world.active:
-        dist.barrier()
-
-
 def launch(nproc: int, argv: list[str], threads: int | None) -> None:
     """Run ``bioner <argv>`` in ``nproc`` processes on this machine through torch's elastic launcher
     (what ``torchrun --standalone`` does); each process gets ``threads`` torch threads (default:

@@ -15,11 +15,12 @@ import torch
 from torch import nn
 
 from bioner.config import RunConfig
+from bioner.corpus.bio import repair_bio
 from bioner.corpus.labels import LabelSet
 from bioner.corpus.types import Sentence
 from bioner.encoding.batches import collate
 from bioner.encoding.prompts import prompt_text, response_pieces
-from bioner.encoding.subwords import IGNORE, SubwordEncoder
+from bioner.encoding.subwords import IGNORE, SubwordEncoder, Window
 from bioner.errors import ConfigError, ModelError
 from bioner.models.base import Tagger
 from bioner.models.encoder import (
@@ -32,6 +33,7 @@ from bioner.models.encoder_tagger import EncoderTagger
 from bioner.models.folder import TaggerMeta, write_tagger_files
 from bioner.models.runtime import Precision, pick_device
 from bioner.models.sources import resolve_model_name
+from bioner.recipes.pseudo import load_pseudo
 
 
 def tagger_meta(config: RunConfig, trained_precision: Precision) -> TaggerMeta:
@@ -171,11 +173,70 @@ class GenerativeTask:
         write_tagger_files(folder, self.labels, tagger_meta(self.config, self.precision))
 
 
+@dataclass(slots=True)
+class SoftWindow(Window):
+    """A window of a pseudo-labelled sentence, with the teacher's distribution per word."""
+
+    soft: torch.Tensor | None = None  # (words of the sentence, labels)
+
+
+class DistillTask:
+    """The student's TokenTask plus the pseudo-labelled sentences and the distillation term."""
+
+    def __init__(self, config: RunConfig, labels: list[str], precision: Precision, run_dir: Path) -> None:
+        if config.model.kind != "encoder":
+            raise ConfigError("the student of `bioner distill` is an encoder (MiniLM or a model folder)")
+        self.inner = TokenTask(config, labels, precision)
+        self.config, self.labels, self.run_dir = config, labels, run_dir
+
+    def __getattr__(self, name: str) -> Any:  # module, model, tokenizer, encoder, tagger, save
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def examples(self, sentences: Sequence[Any]) -> list[Any]:
+        gold = self.inner.examples(sentences)
+        tokens, dists = load_pseudo(self.run_dir)
+        # the argmax per word can break IOB2 (I- after O), which a CRF student cannot score: repair it
+        tags = [repair_bio([self.labels[i] for i in d.argmax(-1).tolist()])[0] for d in dists]
+        windows = self.inner.encoder.encode_many(tokens, tags)
+        pseudo = [SoftWindow(w.sentence, w.input_ids, w.word_ids, w.labels, w.owned, w.shape_ids, dists[w.sentence])
+                  for w in windows]
+        return gold + pseudo
+
+    def collate(self, examples: Sequence[Any]) -> dict[str, torch.Tensor]:
+        batch = collate(examples, self.inner.tokenizer.pad_token_id, with_words=self.config.model.crf)  # type: ignore[attr-defined]
+        n, width = batch["input_ids"].shape
+        soft = torch.zeros(n, width, len(self.labels))
+        mask = torch.zeros(n, width, dtype=torch.bool)
+        for i, w in enumerate(examples):
+            if isinstance(w, SoftWindow) and w.soft is not None:
+                for pos, (word, label) in enumerate(zip(w.word_ids, w.labels)):
+                    if label != IGNORE and word >= 0:
+                        soft[i, pos] = w.soft[word]
+                        mask[i, pos] = True
+        batch["soft"], batch["soft_mask"] = soft, mask
+        return batch
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        d = self.config.distill
+        assert d is not None
+        model = self.inner.model
+        logits = model.emissions(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        loss = model.loss(batch, logits)
+        mask = batch["soft_mask"]
+        if d.hard or d.alpha == 0 or not bool(mask.any()):
+            return loss
+        t = d.temperature
+        student = nn.functional.log_softmax(logits[mask].float() / t, dim=-1)
+        teacher = batch["soft"][mask].clamp(min=1e-8)
+        kl = nn.functional.kl_div(student, teacher, reduction="batchmean")
+        return loss + d.alpha * t * t * kl
+
+
 def make_task(config: RunConfig, labels: list[str], precision: Precision = "fp32",
               run_dir: Path | None = None) -> TokenTask | GenerativeTask:
     if config.distill is not None:  # a student: gold + the teachers' pseudo-labels in run_dir
-        from bioner.recipes.distill import DistillTask
-
         if run_dir is None:
             raise ConfigError("a distillation run needs its run folder (for the pseudo-labels)")
         return DistillTask(config, labels, precision, run_dir)  # type: ignore[return-value]

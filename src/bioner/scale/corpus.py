@@ -22,7 +22,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,6 +36,7 @@ from bioner.files import (
     file_sha256,
     write_text_atomic,
 )
+from bioner.models.folder import model_fingerprint
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -55,7 +56,6 @@ class CorpusResult:
     sentences: int = 0
     spans: int = 0
     seconds: float = 0.0
-    shards: list[str] = field(default_factory=list)
 
     @property
     def docs_per_second(self) -> float:
@@ -102,18 +102,6 @@ def shard_name(path: Path, fmt: str) -> str:
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
     stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in path.stem)
     return f"{stem}-{digest}.{fmt}"
-
-
-def model_fingerprint(model: Path) -> str:
-    """Hash of the model folder's weights and label/tagger files: a rerun must use the same model."""
-    from bioner.models.folder import model_folder
-
-    folder = model_folder(model)
-    digest = hashlib.sha256()
-    for f in sorted(folder.iterdir()):
-        if f.is_file() and f.suffix in (".safetensors", ".json", ".onnx"):
-            digest.update(f.name.encode() + file_sha256(f).encode())
-    return digest.hexdigest()
 
 
 def read_manifest(out_dir: Path, model_id: str, fmt: str) -> dict[str, Any]:
@@ -335,7 +323,6 @@ class _ShardWriter:
         r.documents += len(docs)
         r.sentences += n_sents
         r.spans += n_spans
-        r.shards.append(name)
         self.current += 1
 
 
