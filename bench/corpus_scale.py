@@ -8,7 +8,7 @@ Abstracts are built from the shared corpora's train and dev sentences (10 senten
 NCBI-disease, BC2GM, JNLPBA), written as four JSONL files.  Every configuration tags all of
 them with 1 torch thread per worker, timed end to end (model loading included, Ray already
 started — its start-up is reported apart).  ``onnx`` uses the run's int8 export (made in a
-temporary copy of the run when it has none).  bf16 runs only where the CPU has AMX.
+temporary copy of the run when it has none).  bf16 runs only where the CPU has native bf16 (AMX or AVX512-BF16).
 
 Bars (torch fp32): Ray with 2 workers ≥ 1.3× Ray with 1 worker; Ray with 1 worker at most 25%
 slower than the single process.  The PubMed figure is a projection from the measured
@@ -101,6 +101,7 @@ def main() -> int:
 
     from bioner.cli import quiet_libraries
     from bioner.models.onnx_backend import find_onnx
+    from bioner.models.runtime import has_fast_bf16
 
     quiet_libraries()
     work = Path(tempfile.mkdtemp(prefix="bioner-corpus-scale-"))
@@ -117,10 +118,10 @@ def main() -> int:
         for backend in args.backends.split(","):
             if backend == "torch":
                 configs.append(("torch fp32", args.model, "torch", "fp32"))
-                if torch.cpu._is_amx_tile_supported():
+                if has_fast_bf16(torch.device("cpu")):
                     configs.append(("torch bf16", args.model, "torch", "bf16"))
                 else:
-                    rows.append(("torch bf16", "skipped: this CPU has no AMX", "-"))
+                    rows.append(("torch bf16", "skipped: this CPU has no native bf16 (AMX or AVX512-BF16)", "-"))
             elif backend == "onnx":
                 model = args.model
                 existing = find_onnx(args.model / "model", prefer_int8=True)

@@ -5,7 +5,7 @@ Bars (2 CPU cores):
   * bioner's torch path >= 10x the reference-style loop (batch 1, padded to 512), same predictions;
   * ONNX int8 >= 2x bioner's torch fp32 path, token agreement >= 99.5%, strict F1 within 0.5 points;
   * peak RSS for tagging the whole test set <= 1.5 GB;
-  * bf16 (where the CPU has AMX, or on CUDA): token agreement with fp32 >= 0.995 and strict F1
+  * bf16 (where the CPU has AMX or AVX512-BF16, or on CUDA): token agreement with fp32 >= 0.995 and strict F1
     within 0.3 points (the speed is reported, no bar).
 
     python bench/inference_speed.py [--model runs/bench-encoder-BC5CDR] [--reference-limit 300]
@@ -84,7 +84,7 @@ def main() -> int:
     f1_torch = evaluate(gold, [type(s)(s.id, s.tokens, t) for s, t in zip(gold, torch_tags)]).overall["strict"].f1
     f1_onnx = evaluate(gold, [type(s)(s.id, s.tokens, t) for s, t in zip(gold, onnx_tags)]).overall["strict"].f1
 
-    # 5. bf16 autocast (AMX on CPU), against fp32 on the same sentences
+    # 5. bf16 autocast (AMX or AVX512-BF16 on CPU), against fp32 on the same sentences
     from bioner.models.runtime import has_fast_bf16
 
     bf16_row = None
@@ -118,7 +118,7 @@ def main() -> int:
             ("strict F1 fp32 / bf16", f"{f1_torch:.4f} / {bf16_row[2]:.4f}", "|diff| <= 0.003"),
         ]
     else:
-        rows.append(("torch bf16", "skipped: no AMX / CUDA bf16 here", ""))
+        rows.append(("torch bf16", "skipped: no native bf16 (AMX, AVX512-BF16, CUDA) here", ""))
     print_table(rows)
     missed = []
     if speedup_ref < 10:

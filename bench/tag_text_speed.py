@@ -5,7 +5,7 @@ mapping offsets back cost on top of the model.
     python bench/tag_text_speed.py --model RUN_DIR [--sentences 1000] [--backends torch,onnx]
 
 The text is BC5CDR test sentences joined with spaces, as paragraphs of 10 sentences.  For each
-backend (bf16 too where the CPU has AMX) it times ``tag_text(text)`` and ``predict`` on the
+backend (bf16 too where the CPU has native bf16: AMX or AVX512-BF16) it times ``tag_text(text)`` and ``predict`` on the
 token lists ``tag_text`` itself splits the text into (the same sentences, already split), checks
 that every span's offsets point at its text and that both give the same tags, and prints the
 ratio of sentences/s.  Bar: tag_text ≥ 0.9× predict on every backend.
@@ -40,6 +40,7 @@ def main() -> int:
     from bioner.corpus.datasets import resolve_dataset
     from bioner.corpus.text import text_to_sentences
     from bioner.models import load_tagger
+    from bioner.models.runtime import has_fast_bf16
 
     quiet_libraries()
     sents = [" ".join(s.tokens) for s in islice(read_conll(resolve_dataset("BC5CDR").path("test")), args.sentences)]
@@ -49,11 +50,11 @@ def main() -> int:
     configs = []
     for backend in args.backends.split(","):
         configs.append((backend, "fp32"))
-        if backend == "torch" and torch.cpu._is_amx_tile_supported():
+        if backend == "torch" and has_fast_bf16(torch.device("cpu")):
             configs.append((backend, "bf16"))
     rows = [("text", f"{len(text):,} characters, {len(split)} sentences after splitting", "-")]
-    if not torch.cpu._is_amx_tile_supported():
-        rows.append(("torch bf16", "skipped: this CPU has no AMX", "-"))
+    if not has_fast_bf16(torch.device("cpu")):
+        rows.append(("torch bf16", "skipped: this CPU has no native bf16 (AMX or AVX512-BF16)", "-"))
     failed = False
     for backend, precision in configs:
         tagger = load_tagger(args.model, backend=backend, precision=precision)

@@ -83,8 +83,8 @@ class TrainConfig(_Section):
     group_by_length: bool = True
     max_train_seconds: float | None = Field(None, gt=0)
     threads: int | None = Field(None, ge=1)
-    # auto: bf16 autocast where the hardware has bf16 matrix units (GPUs with bf16, CPUs with
-    # AMX: 1.5x faster MiniLM steps on this project's machine), else fp32
+    # auto: bf16 autocast where the hardware has native bf16 (GPUs with bf16, CPUs with AMX or
+    # AVX512-BF16: 1.5x faster MiniLM steps on this project's machine), else fp32
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     # decay of an exponential moving average of the weights; dev selection and the saved model
     # use the average (smooths the epoch-to-epoch noise of a high learning rate); None: off
