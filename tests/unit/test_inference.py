@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bioner.bench.cost import agreement, measure
+from bioner.bench.cost import agreement, cpu_peak_flops, measure
 from bioner.models import load_tagger
 from bioner.models.encoder_tagger import EncoderTagger
 from tests.helpers import bioner, tiny_run_folder
@@ -103,3 +103,40 @@ def test_bench_cli_json(run: Path, tmp_path: Path) -> None:
     assert out["extra"]["tag_agreement_with_reference"] == 1.0
     assert out["extra"]["speedup_vs_reference"] > 0  # a figure is reported; the bar lives in bench/
     assert out["kind"] == "encoder" and out["precision"] == "fp32"
+
+
+def _cpuinfo(vendor: str, family: int, flags: str) -> str:
+    first = f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: {family}\ncpu MHz\t\t: 2000.000\nflags\t\t: {flags}\n"
+    return first + "\nprocessor\t: 1\nvendor_id\t: other\ncpu MHz\t\t: 9999.0\nflags\t\t: \n"
+
+
+@pytest.mark.parametrize(("vendor", "family", "flags", "precision", "per_cycle"), [
+    ("GenuineIntel", 6, "fma avx2 avx512f", "fp32", 64),
+    ("AuthenticAMD", 25, "fma avx2 avx512f avx512_bf16", "fp32", 32),  # Zen 4: 256-bit units
+    ("AuthenticAMD", 25, "fma avx2 avx512f avx512_bf16", "bf16", 64),
+    ("AuthenticAMD", 26, "fma avx2 avx512f avx512_bf16", "fp32", 64),  # Zen 5: full width
+    ("AuthenticAMD", 23, "fma avx2", "fp32", 32),
+    ("GenuineIntel", 6, "sse2", "fp32", 8),
+])
+def test_cpu_peak_reads_the_first_processor(vendor: str, family: int, flags: str, precision: str,
+                                           per_cycle: int) -> None:
+    peak, basis = cpu_peak_flops(2, precision, _cpuinfo(vendor, family, flags))
+    assert peak == 2 * per_cycle * 2000e6
+    assert f"{per_cycle} {precision} FLOP/cycle" in basis
+
+
+def test_cpu_peak_states_no_bf16_peak_it_cannot_back() -> None:
+    assert cpu_peak_flops(2, "bf16", _cpuinfo("GenuineIntel", 6, "fma avx2 avx512f"))[0] is None
+    assert cpu_peak_flops(2, "bf16", _cpuinfo("GenuineIntel", 6, "avx512f avx512_bf16 amx_bf16"))[0] is None
+    assert cpu_peak_flops(2, "fp32", "")[0] is None
+
+
+def test_forward_flops_leave_embedding_lookups_out(run: Path) -> None:
+    tagger = load_tagger(run)
+    backbone = tagger.model.backbone
+    config = backbone.config
+    lengths = [len(w) for w in tagger.encoder().encode_many([["a", "b"]])]
+    weights = sum(p.numel() for p in backbone.parameters())
+    flops = tagger.forward_flops([["a", "b"]])
+    attention = 4.0 * config.num_hidden_layers * config.hidden_size * sum(n * n for n in lengths)
+    assert 0 < flops - attention < 2.0 * weights * sum(lengths)

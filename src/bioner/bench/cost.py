@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from bioner.models.base import Tagger
+from bioner.models.runtime import cpu_info, parse_cpuinfo
 
 
 @dataclass(slots=True)
@@ -55,23 +56,36 @@ class CostReport:
         return asdict(self)
 
 
-def cpu_peak_flops(threads: int) -> tuple[float | None, str]:
-    """fp32 peak of ``threads`` cores: FMA lanes per cycle from the CPU flags × clock."""
-    flags, mhz = "", 0.0
+def cpu_peak_flops(threads: int, precision: str = "fp32", cpuinfo: str | None = None) -> tuple[float | None, str]:
+    """Peak of ``threads`` cores from the CPU flags × clock: FMA lanes per cycle for fp32, twice
+    that for bf16 on AVX512-BF16 (a dot-product instruction does two multiply-adds per lane).
+    AMD's family 25 (Zen 3/4) runs AVX-512 on 256-bit units, so it has half the lanes its flags
+    suggest; AMX's tile peak is not stated (None)."""
+    fields = cpu_info() if cpuinfo is None else parse_cpuinfo(cpuinfo)
+    if not fields:
+        return None, "unknown CPU"
+    flags = frozenset(fields.get("flags", "").split())
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags") and not flags:
-                    flags = line
-                elif line.startswith("cpu MHz") and not mhz:
-                    mhz = float(line.split(":")[1])
-    except OSError:
+        mhz = float(fields.get("cpu MHz", 0))
+        family = int(fields.get("cpu family", 0))
+    except ValueError:
         return None, "unknown CPU"
     if not mhz:
         return None, "unknown clock"
-    per_cycle = 64 if " avx512f" in flags else 32 if " avx2" in flags and " fma" in flags else 8
+    vendor = fields.get("vendor_id", "")
+    if "avx512f" in flags:
+        per_cycle = 32 if vendor == "AuthenticAMD" and family == 25 else 64
+    else:
+        per_cycle = 32 if {"avx2", "fma"} <= flags else 8
+    width = "fp32"
+    if precision == "bf16":
+        if "amx_bf16" in flags:
+            return None, "AMX bf16 peak not stated"
+        if "avx512_bf16" not in flags:
+            return None, "no native bf16 on this CPU"
+        per_cycle, width = 2 * per_cycle, "bf16"
     peak = threads * per_cycle * mhz * 1e6
-    return peak, f"{threads} cores x {per_cycle} fp32 FLOP/cycle x {mhz:.0f} MHz ({platform.processor() or 'cpu'})"
+    return peak, f"{threads} cores x {per_cycle} {width} FLOP/cycle x {mhz:.0f} MHz ({platform.processor() or 'cpu'})"
 
 
 def peak_rss_mb() -> float:
@@ -114,7 +128,7 @@ def measure(tagger: Tagger, token_lists: Sequence[Sequence[str]], repeats: int =
     threads = torch.get_num_threads()
     flops = tagger.forward_flops(token_lists)
     achieved = flops / seconds if flops is not None else None
-    peak, basis = (None, "GPU peak not stated") if cuda else cpu_peak_flops(threads)
+    peak, basis = (None, "GPU peak not stated") if cuda else cpu_peak_flops(threads, tagger.precision)
     params = list(tagger.model.parameters())
     return CostReport(
         kind=tagger.kind, backend=str(getattr(tagger, "backend", "torch")), precision=tagger.precision,

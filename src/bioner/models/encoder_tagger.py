@@ -281,7 +281,9 @@ class EncoderTagger(Tagger):
         lengths = [len(w) for w in self.encoder().encode_many(token_lists)]
         model = self.model.backbone
         config = model.config  # type: ignore[attr-defined]
-        embed = sum(p.numel() for n, p in model.named_parameters() if "embeddings" in n)
+        # embedding tables are looked up, not multiplied (Gemma 3 270M: 170M of its 268M weights)
+        embed = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding)
+                    for p in m.parameters(recurse=False))
         dense = sum(p.numel() for p in model.parameters()) - embed
         layers = getattr(config, "num_hidden_layers", 0)
         hidden = getattr(config, "hidden_size", 0)

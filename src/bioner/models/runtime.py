@@ -33,14 +33,26 @@ def pick_device(device: str = "auto") -> torch.device:
         raise ConfigError(f"unknown device '{device}' (auto, cpu, cuda, cuda:N)") from exc
 
 
+def parse_cpuinfo(text: str) -> dict[str, str]:
+    """The first processor's fields of a Linux ``/proc/cpuinfo`` (flags, cpu family, cpu MHz ...)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            if fields:
+                break  # the blank line after the first processor
+            continue
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
 @functools.cache
-def _cpu_flags() -> frozenset[str]:
+def cpu_info() -> dict[str, str]:
+    """This machine's :func:`parse_cpuinfo` (empty where there is no /proc/cpuinfo)."""
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        return parse_cpuinfo(Path("/proc/cpuinfo").read_text(encoding="utf-8"))
     except OSError:
-        return frozenset()
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    return frozenset(line.partition(":")[2].split())
+        return {}
 
 
 def has_fast_bf16(device: torch.device) -> bool:
@@ -50,7 +62,7 @@ def has_fast_bf16(device: torch.device) -> bool:
     if device.type != "cpu":
         return False
     amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(amx and amx()) or bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
+    return bool(amx and amx()) or bool({"avx512_bf16", "amx_bf16"} & set(cpu_info().get("flags", "").split()))
 
 
 def resolve_precision(requested: str, device: torch.device) -> Precision:
