@@ -28,7 +28,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_batched_one_by_one_and_reference_padding_agree(run: Path) -> None:
-    tagger = load_tagger(run, backend="torch")
+    # fp32: padding and batching change nothing there (bf16 rounding can flip a near-tie)
+    tagger = load_tagger(run, backend="torch", precision="fp32")
     assert isinstance(tagger, EncoderTagger)
     sents = sentences(40)
     batched = tagger.predict(sents)

@@ -9,6 +9,8 @@ begin inside an entity, so its ``first`` flag is False and ``I-X`` is allowed th
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -136,21 +138,28 @@ class CRF(nn.Module):
         return trans.detach() / temperature, self.end.detach() / temperature
 
 
-def segment_log_prob(alpha: torch.Tensor, beta: torch.Tensor, log_z: float, emissions: torch.Tensor,
-                     trans: torch.Tensor, end: torch.Tensor, length: int, start: int, stop: int,
+Rows = torch.Tensor | list[list[float]]
+
+
+def segment_log_prob(alpha: Rows, beta: Rows, log_z: float, emissions: Rows, trans: Rows,
+                     end: torch.Tensor | list[float], length: int, start: int, stop: int,
                      first_tag: int, inside_tag: int) -> float:
     """log P(tags[start] = first_tag, tags[start+1:stop] = inside_tag, tags[stop] != inside_tag) for
-    one row of length ``length`` (``stop == length``: the segment reaches the row's end)."""
-    lp = alpha[start, first_tag]
+    one row of length ``length`` (``stop == length``: the segment reaches the row's end).
+    Computed on Python floats: a span touches a handful of scores, where tensor indexing would
+    cost more than the arithmetic (pass ``.tolist()`` rows to score many spans of one row)."""
+    alpha, beta, emissions, trans, end = (x.tolist() if isinstance(x, torch.Tensor) else x  # type: ignore[misc]
+                                          for x in (alpha, beta, emissions, trans, end))
+    lp = alpha[start][first_tag]
     prev = first_tag
     for k in range(start + 1, stop):  # emissions, trans and end at the temperature alpha/beta used
-        lp = lp + trans[prev, inside_tag] + emissions[k, inside_tag]
+        lp += trans[prev][inside_tag] + emissions[k][inside_tag]
         prev = inside_tag
     if stop < length:
-        options = trans[prev] + emissions[stop] + beta[stop]
-        keep = torch.ones_like(options, dtype=torch.bool)
-        keep[inside_tag] = False
-        lp = lp + torch.logsumexp(options[keep], dim=0)
+        row_t, row_e, row_b = trans[prev], emissions[stop], beta[stop]
+        options = [row_t[j] + row_e[j] + row_b[j] for j in range(len(row_t)) if j != inside_tag]
+        top = max(options)  # scores are finite (forbidden moves score -1e4), so this is safe
+        lp += top + math.log(sum(math.exp(o - top) for o in options))
     else:
-        lp = lp + end[prev]
+        lp += end[prev]
     return float(lp - log_z)

@@ -77,6 +77,22 @@ class TokenTagger(nn.Module):
         return self.crf.neg_log_likelihood(words, batch["word_labels"], batch["word_mask"], batch.get("word_first"))
 
 
+def forward_flops(model: nn.Module, tokens: int, tokens_squared: int) -> float | None:
+    """FLOPs of one forward pass over windows of ``tokens`` sub-words in all (``tokens_squared``:
+    the sum of each window's length squared): 2 per non-embedding weight per sub-word plus
+    attention, 4·layers·hidden·n² per window (PaLM's model-FLOPs convention; a training step is 3×).
+    Embedding tables are looked up, not multiplied (Gemma 3 270M: 170M of its 268M weights).
+    None where the model states no layer count and width."""
+    config = getattr(model, "config", None) or getattr(getattr(model, "backbone", None), "config", None)
+    layers = getattr(config, "num_hidden_layers", 0)
+    hidden = getattr(config, "hidden_size", 0)
+    if not layers or not hidden:
+        return None
+    embed = sum(p.numel() for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters(recurse=False))
+    dense = sum(p.numel() for p in model.parameters()) - embed
+    return 2.0 * dense * tokens + 4.0 * layers * hidden * tokens_squared
+
+
 def word_emissions(logits: torch.Tensor, word_pos: torch.Tensor) -> torch.Tensor:
     """Gather the first-sub-word logits of each owned word: (batch, words, labels)."""
     idx = word_pos.clamp(min=0).unsqueeze(-1).expand(-1, -1, logits.shape[-1])

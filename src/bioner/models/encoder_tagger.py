@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -22,7 +22,7 @@ from bioner.encoding.batches import collate, token_budget_batches
 from bioner.encoding.subwords import SubwordEncoder, Window, stitch
 from bioner.models.base import Tagger
 from bioner.models.crf import segment_log_prob
-from bioner.models.encoder import TokenTagger, word_emissions
+from bioner.models.encoder import TokenTagger, forward_flops, word_emissions
 from bioner.models.runtime import Precision, autocast
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,9 @@ class WindowScores:
     beta: torch.Tensor | None = None
     log_z: float = 0.0
     temperature: float = 1.0
+    # (temperature, alpha, beta, emissions / temperature) as Python lists, for scoring spans
+    _rows: tuple[float, list[list[float]], list[list[float]], list[list[float]]] | None = field(default=None,
+                                                                                                repr=False)
 
     def tables(self, crf: Any, temperature: float) -> tuple[torch.Tensor, torch.Tensor, float]:
         """alpha, beta, log Z at ``temperature`` (recomputed for this window when it differs)."""
@@ -49,6 +52,14 @@ class WindowScores:
                                                       torch.tensor([self.first]), temperature)
             self.alpha, self.beta, self.log_z, self.temperature = alpha[0], beta[0], float(log_z[0]), temperature
         return self.alpha, self.beta, self.log_z  # type: ignore[return-value]
+
+    def rows(self, crf: Any, temperature: float) -> tuple[list[list[float]], list[list[float]], float, list[list[float]]]:
+        """:meth:`tables` and the tempered emissions as lists, converted once per window."""
+        alpha, beta, log_z = self.tables(crf, temperature)
+        if self._rows is None or self._rows[0] != temperature:
+            assert self.emissions is not None
+            self._rows = (temperature, alpha.tolist(), beta.tolist(), (self.emissions / temperature).tolist())
+        return self._rows[1], self._rows[2], log_z, self._rows[3]
 
 
 TEMPERATURES = (0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0)
@@ -216,6 +227,7 @@ class EncoderTagger(Tagger):
             by_sentence.setdefault(w.sentence, []).append(j)
         results: list[list[str]] = []
         scores: list[dict[tuple[int, int], float]] = []
+        crf_moves: tuple[list[list[float]], list[float]] | None = None  # transitions and end scores, once
         for k, words in enumerate(token_lists):
             js = by_sentence.get(k, [])
             if self.model.crf is not None:
@@ -233,12 +245,18 @@ class EncoderTagger(Tagger):
             results.append(tags)
             if temperature is not None:
                 pieces = [(windows[j], preds[j], extra[j]) for j in js]
-                scores.append({(s.start, s.end): self._span_probability(s, ids, len(words), pieces, temperature)
-                               for s in tags_to_spans(tags)})
+                spans = tags_to_spans(tags)
+                if spans and self.model.crf is not None and crf_moves is None:
+                    trans, end = self.model.crf.transition_scores(temperature)
+                    crf_moves = (trans.cpu().tolist(), end.cpu().tolist())
+                scores.append({(s.start, s.end): self._span_probability(s, ids, len(words), pieces, temperature,
+                                                                       crf_moves)
+                               for s in spans})
         return results, scores if temperature is not None else None
 
     def _span_probability(self, span: Span, ids: list[int], n_words: int,
-                          pieces: list[tuple[Window, list[int], WindowScores]], temperature: float) -> float:
+                          pieces: list[tuple[Window, list[int], WindowScores]], temperature: float,
+                          crf_moves: tuple[list[list[float]], list[float]] | None = None) -> float:
         """The probability the model gives this exact span: its first tag, I- through its last word,
         and no I- of its type right after it.  Under a CRF that is the segment's marginal by
         forward-backward (a span across a window cut multiplies its parts); for softmax taggers it
@@ -246,8 +264,8 @@ class EncoderTagger(Tagger):
         inside = self.label2id[f"I-{span.label}"]
         crf = self.model.crf
         if crf is not None:
-            trans, end = crf.transition_scores(temperature)
-            trans, end = trans.cpu(), end.cpu()
+            assert crf_moves is not None
+            trans, end = crf_moves
             log_p = 0.0
             for window, path, sc in pieces:
                 o0, n = window.owned[0] if window.owned else 0, len(window.owned)
@@ -255,15 +273,15 @@ class EncoderTagger(Tagger):
                 if a >= b:
                     continue
                 first = path[a - o0] if a == span.start else inside
-                alpha, beta, log_z = sc.tables(crf, temperature)
-                log_p += segment_log_prob(alpha, beta, log_z, sc.emissions / temperature,  # type: ignore[operator]
-                                          trans, end, n, a - o0, b - o0, first, inside)
+                alpha, beta, log_z, emissions = sc.rows(crf, temperature)
+                log_p += segment_log_prob(alpha, beta, log_z, emissions, trans, end, n, a - o0, b - o0, first, inside)
             return math.exp(log_p)
+        needed = range(span.start, min(span.end + 1, n_words))  # the span's words and the one after
         word_rows: dict[int, torch.Tensor] = {}
         for window, _, sc in pieces:
             own = set(window.owned)
             for pos, word in enumerate(window.word_ids):
-                if word in own and word not in word_rows:
+                if word in needed and word in own and word not in word_rows:
                     word_rows[word] = (sc.emissions[pos] / temperature).softmax(-1)  # type: ignore[index]
         p = float(word_rows[span.start][ids[span.start]])
         for word in range(span.start + 1, span.end):
@@ -276,15 +294,7 @@ class EncoderTagger(Tagger):
         return {"kind": self.kind, "backend": self.backend, "precision": self.precision,
                 "score_temperature": self.temperature, "encoding": self.last_stats}
 
-    def forward_flops(self, token_lists: Sequence[Sequence[str]]) -> float:
-        """≈ 2 FLOPs per non-embedding weight per sub-word, plus attention (4·L·d·n² per window)."""
+    def forward_flops(self, token_lists: Sequence[Sequence[str]]) -> float | None:
+        """The backbone's :func:`~bioner.models.encoder.forward_flops` over these sentences' windows."""
         lengths = [len(w) for w in self.encoder().encode_many(token_lists)]
-        model = self.model.backbone
-        config = model.config  # type: ignore[attr-defined]
-        # embedding tables are looked up, not multiplied (Gemma 3 270M: 170M of its 268M weights)
-        embed = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding)
-                    for p in m.parameters(recurse=False))
-        dense = sum(p.numel() for p in model.parameters()) - embed
-        layers = getattr(config, "num_hidden_layers", 0)
-        hidden = getattr(config, "hidden_size", 0)
-        return 2.0 * dense * sum(lengths) + 4.0 * layers * hidden * sum(n * n for n in lengths)
+        return forward_flops(self.model.backbone, sum(lengths), sum(n * n for n in lengths))

@@ -41,6 +41,7 @@ from bioner.files import (
     write_folder_atomically,
     write_text_atomic,
 )
+from bioner.models.encoder import forward_flops
 from bioner.models.runtime import (
     Precision,
     autocast,
@@ -93,6 +94,7 @@ class TrainState:
     loss_n: int = 0
     losses: list[float] = field(default_factory=list)
     tokens: int = 0  # sub-words trained on in this epoch (this rank)
+    tokens_squared: int = 0  # the sum of their windows' lengths squared (attention FLOPs)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -269,12 +271,13 @@ def run_epoch(s: Setup, state: TrainState, show: bool) -> dict[str, Any]:
     bar = tqdm(total=len(batches), initial=state.step_in_epoch, disable=not show or not s.world.main,
                desc=f"epoch {epoch + 1}/{t.epochs}", unit="batch", leave=False)
     started = epoch_started = time.perf_counter()
-    tokens_before = state.tokens
+    tokens_before, squared_before = state.tokens, state.tokens_squared
     budget_stop = None
     for idx in batches[state.step_in_epoch:]:
         model.train()
         batch = {k: v.to(s.device) for k, v in s.task.collate([s.examples[i] for i in idx]).items()}
         state.tokens += sum(len(s.examples[i]) for i in idx)
+        state.tokens_squared += sum(len(s.examples[i]) ** 2 for i in idx)
         with autocast(s.device, s.precision):
             loss = s.step_loss(batch)
         value = distributed.mean_across(loss, s.world)
@@ -318,6 +321,9 @@ def run_epoch(s: Setup, state: TrainState, show: bool) -> dict[str, Any]:
     quarter = max(1, len(state.losses) // 4)
     tokens = int(distributed.mean_across(torch.tensor(float(state.tokens)), s.world) * s.world.size)
     run_here = int(distributed.mean_across(torch.tensor(float(state.tokens - tokens_before)), s.world) * s.world.size)
+    squared_here = distributed.mean_across(torch.tensor(float(state.tokens_squared - squared_before)), s.world) \
+        * s.world.size
+    flops = forward_flops(s.task.module, run_here, int(squared_here))
     return {
         "epoch": epoch + 1, "train_loss": state.loss_sum / max(1, state.loss_n),
         "train_loss_first_quarter": sum(state.losses[:quarter]) / quarter,
@@ -325,6 +331,8 @@ def run_epoch(s: Setup, state: TrainState, show: bool) -> dict[str, Any]:
         "steps": state.global_step, "train_seconds": round(state.train_seconds, 2),
         # sub-word tokens (padding excluded) of this epoch's run, over all processes
         "train_tokens": tokens, "train_tokens_per_s": round(run_here / seconds, 1) if seconds else None,
+        # model FLOPs (3x the forward pass) per second over all processes; cost.cpu_peak_flops states the peak
+        "train_flops_per_s": float(f"{3 * flops / seconds:.4g}") if flops and seconds else None,
         "processes": s.world.size, "effective_batch_size": t.batch_size * s.world.size,
         **({"stopped": budget_stop} if budget_stop else {}),
     }
@@ -374,7 +382,7 @@ def _select(s: Setup, state: TrainState, record: dict[str, Any]) -> None:
     if t.max_train_seconds is not None and state.train_seconds + per_epoch > t.max_train_seconds:
         state.stopped = True  # another epoch would overrun the time budget
     state.epoch, state.step_in_epoch, state.loss_sum, state.loss_n, state.losses = epoch + 1, 0, 0.0, 0, []
-    state.tokens = 0
+    state.tokens = state.tokens_squared = 0
     _checkpoint(s, state)
     write_text_atomic(s.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in state.history))
     log.info("epoch %d: %s", epoch + 1, record)
