@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Inference speed benchmark on BC5CDR test with a MiniLM trained on BC5CDR.
 
-Bars (2 CPU cores):
-  * bioner's torch path >= 10x the reference-style loop (batch 1, padded to 512), same predictions;
-  * ONNX int8 >= 2x bioner's torch fp32 path, token agreement >= 99.5%, strict F1 within 0.5 points;
+Bars (2 CPU cores; issue 18 raised them from 10x and 2x):
+  * bioner's torch path >= 30x the reference-style loop (batch 1, padded to 512), same predictions;
+  * its efficiency >= 0.70 of the stated fp32 peak (a measured fp32 GEMM roof is printed beside
+    it, so the stated peak can be checked);
+  * ONNX int8 >= 3x bioner's torch fp32 path, token agreement >= 99.5%, strict F1 within 0.5 points;
   * peak RSS for tagging the whole test set <= 1.5 GB;
   * bf16 (where the CPU has AMX or AVX512-BF16, or on CUDA): token agreement with fp32 >= 0.995 and strict F1
     within 0.3 points (the speed is reported, no bar).
@@ -27,6 +29,22 @@ from pathlib import Path
 from common import have_run, print_table, use_shared_data
 
 REPO = Path(__file__).resolve().parents[1]
+BAR_REFERENCE, BAR_EFFICIENCY, BAR_INT8 = 30.0, 0.70, 3.0
+
+
+def gemm_roof(dtype_name: str, n: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of a large square matrix product: what the cores really reach, to check the stated peak."""
+    import time
+
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    torch.mm(a, b)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
 
 
 def main() -> int:
@@ -93,20 +111,31 @@ def main() -> int:
         bf16_cost = measure(bf16_tagger, tokens, repeats=2, latency_samples=0)
         bf16_tags = bf16_tagger.predict(tokens)
         f1_bf16 = evaluate(gold, [type(s)(s.id, s.tokens, t) for s, t in zip(gold, bf16_tags)]).overall["strict"].f1
-        bf16_row = (bf16_cost.sentences_per_s, agreement(torch_tags, bf16_tags), f1_bf16)
+        bf16_row = (bf16_cost.sentences_per_s, agreement(torch_tags, bf16_tags), f1_bf16, bf16_cost.efficiency,
+                    bf16_cost.peak_flops_basis, bf16_cost.peak_flops_per_s)
 
+    import torch
+
+    torch.set_num_threads(args.threads)
+    roof_fp32 = gemm_roof("float32")
+    roof_bf16 = gemm_roof("bfloat16") if bf16_row is not None else None
     speedup_ref = ours_sample.sentences_per_s / ref_cost.sentences_per_s
     speedup_onnx = onnx_cost.sentences_per_s / torch_cost.sentences_per_s
     rows = [
         ("bioner torch: sentences/s (BC5CDR test)", f"{torch_cost.sentences_per_s:.1f}", ""),
         ("bioner torch: words/s, sub-words/s", f"{torch_cost.words_per_s:.0f}, {torch_cost.subwords_per_s:.0f}", ""),
         ("bioner torch: latency p50 / p95 (batch 1)", f"{torch_cost.latency_p50_ms:.1f} / {torch_cost.latency_p95_ms:.1f} ms", ""),
-        ("bioner torch: efficiency (achieved / stated peak)", f"{(torch_cost.efficiency or 0):.3f}", torch_cost.peak_flops_basis),
+        ("bioner torch: efficiency (achieved / stated peak)", f"{(torch_cost.efficiency or 0):.3f}",
+         f">= {BAR_EFFICIENCY} of {torch_cost.peak_flops_basis}"),
+        ("fp32 GEMM roof (torch.mm 2048x2048) / stated peak",
+         f"{roof_fp32 / 1e9:.0f} GFLOP/s = {roof_fp32 / (torch_cost.peak_flops_per_s or roof_fp32):.2f}", ""),
+        ("bioner torch: achieved / GEMM roof",
+         f"{(torch_cost.achieved_flops_per_s or 0) / roof_fp32:.3f}", ""),
         (f"reference loop: sentences/s (first {len(sample)})", f"{ref_cost.sentences_per_s:.2f}", ""),
-        ("bioner torch / reference loop", f"{speedup_ref:.1f}x", ">= 10x"),
+        ("bioner torch / reference loop", f"{speedup_ref:.1f}x", f">= {BAR_REFERENCE:.0f}x"),
         ("tag agreement, reference loop vs bioner", f"{ref_agree:.5f}", "same predictions (>= 0.999)"),
         ("ONNX int8: sentences/s", f"{onnx_cost.sentences_per_s:.1f}", ""),
-        ("ONNX int8 / torch fp32", f"{speedup_onnx:.2f}x", ">= 2x"),
+        ("ONNX int8 / torch fp32", f"{speedup_onnx:.2f}x", f">= {BAR_INT8:.0f}x"),
         ("token agreement ONNX int8 vs torch", f"{agree:.5f}", ">= 0.995"),
         ("strict F1 torch / ONNX int8", f"{f1_torch:.4f} / {f1_onnx:.4f}", "|diff| <= 0.005"),
         ("peak RSS tagging the test set (torch, own process)", f"{rss_mb:.0f} MB", "<= 1536 MB"),
@@ -114,6 +143,9 @@ def main() -> int:
     if bf16_row is not None:
         rows += [
             ("torch bf16: sentences/s (speed-up vs fp32)", f"{bf16_row[0]:.1f} ({bf16_row[0] / torch_cost.sentences_per_s:.2f}x)", ""),
+            ("torch bf16: efficiency (achieved / stated bf16 peak)", f"{bf16_row[3] or 0:.3f}", bf16_row[4]),
+            ("bf16 GEMM roof / stated bf16 peak",
+             f"{(roof_bf16 or 0) / 1e9:.0f} GFLOP/s = {(roof_bf16 or 0) / (bf16_row[5] or roof_bf16 or 1):.2f}", ""),
             ("token agreement bf16 vs fp32", f"{bf16_row[1]:.5f}", ">= 0.995"),
             ("strict F1 fp32 / bf16", f"{f1_torch:.4f} / {bf16_row[2]:.4f}", "|diff| <= 0.003"),
         ]
@@ -121,11 +153,13 @@ def main() -> int:
         rows.append(("torch bf16", "skipped: no native bf16 (AMX, AVX512-BF16, CUDA) here", ""))
     print_table(rows)
     missed = []
-    if speedup_ref < 10:
+    if speedup_ref < BAR_REFERENCE:
         missed.append("reference speed-up")
+    if (torch_cost.efficiency or 0) < BAR_EFFICIENCY:
+        missed.append("efficiency")
     if ref_agree < 0.999:
         missed.append("reference agreement")
-    if speedup_onnx < 2:
+    if speedup_onnx < BAR_INT8:
         missed.append("ONNX int8 speed-up")
     if agree < 0.995 or abs(f1_torch - f1_onnx) > 0.005:
         missed.append("ONNX int8 accuracy")
