@@ -51,7 +51,7 @@ def test_onnx_export_fp32_and_int8(run: Path) -> None:
     int8_nodes = onnx.load(str(run / "model" / "model.int8.onnx")).graph.node
     assert [n.op_type for n in int8_nodes if n.op_type in ("MatMul", "Gemm")] == ["MatMul"]  # classifier kept fp32
     sents = sentences(30, seed=1)
-    torch_tags = load_tagger(run, backend="torch").predict(sents)
+    torch_tags = load_tagger(run, backend="torch", precision="fp32").predict(sents)  # ONNX runs fp32
     fp32 = load_tagger(run, backend="onnx-fp32")
     assert fp32.report_extra()["backend"] == "onnx:model.onnx"
     assert fp32.predict(sents) == torch_tags
@@ -99,7 +99,7 @@ def test_bench_cli_json(run: Path, tmp_path: Path) -> None:
                                    encoding="utf-8")
     out = json.loads(bioner("bench", "--model", str(run), "--dataset", str(data), "--repeats", "1",
                             "--reference-loop", "--reference-limit", "5", "--backend", "torch",
-                            "--format", "json").stdout)
+                            "--precision", "fp32", "--format", "json").stdout)
     assert out["n_sentences"] == 30 and out["backend"] == "torch"
     assert out["extra"]["tag_agreement_with_reference"] == 1.0
     assert out["extra"]["speedup_vs_reference"] > 0  # a figure is reported; the bar lives in bench/
