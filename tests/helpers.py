@@ -71,7 +71,9 @@ def tiny_bert_folder(folder: Path, hidden: int = 32, layers: int = 2, max_positi
 
 def tiny_run_folder(folder: Path, labels: list[str], crf: bool = False, seed: int = 0,
                     word_shape: bool = False) -> Path:
-    """A run folder as `bioner train` leaves it, around a tiny random BERT."""
+    """A run folder as `bioner train` leaves it, around a tiny random BERT.  Its precision policy
+    is fp32: tests compare outputs across batchings, processes and servers to float precision,
+    and bf16 rounding (``auto`` on CPUs with native bf16) depends on how sentences are batched."""
     import torch
 
     from bioner.config import build_config
@@ -82,7 +84,7 @@ def tiny_run_folder(folder: Path, labels: list[str], crf: bool = False, seed: in
     torch.manual_seed(seed)
     config = build_config("cpu", overrides=[f"model.name={base}", "model.max_subwords=64", "model.stride=16",
                                             f"model.crf={str(crf).lower()}",
-                                            f"model.word_shape={str(word_shape).lower()}"])
+                                            f"model.word_shape={str(word_shape).lower()}", "train.precision=fp32"])
     write_folder_atomically(folder / "model", TokenTask(config, labels).save)
     return folder
 
