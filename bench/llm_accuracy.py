@@ -56,6 +56,8 @@ def train_run(out: Path, overrides: list[str], budget_minutes: float, resume: bo
 def cost(run: Path, limit: int) -> dict:
     """The one cost meter, in a process of its own so peak RSS is this model's alone (kept in
     the run folder: a later invocation that only adds runs does not re-time the others)."""
+    from bioner.files import write_text_atomic
+
     cached = run / "bench_cost.json"
     if cached.is_file():
         found = json.loads(cached.read_text())
@@ -66,7 +68,7 @@ def cost(run: Path, limit: int) -> dict:
                            "--format", "json"],
                           capture_output=True, text=True, check=True)
     found = {**json.loads(proc.stdout), "sentences": limit}
-    cached.write_text(json.dumps(found, indent=1))
+    write_text_atomic(cached, json.dumps(found, indent=1))
     return found
 
 
