@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two workers share the two cores: one thread each, in this process and in every `bioner`
+    # subprocess a test starts (oversubscribed PyTorch threads slow everything several-fold)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 

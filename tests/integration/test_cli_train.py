@@ -65,9 +65,10 @@ def _wait_for_mid_epoch_checkpoint(run: Path, proc: subprocess.Popen[bytes], tim
     raise AssertionError("no mid-epoch checkpoint appeared")
 
 
-@pytest.mark.parametrize("ema", ["null", "0.99"])
-def test_resume_after_sigkill_gives_the_same_result(ema: str, tmp_path: Path) -> None:
-    args = [*SAMPLE, "--limit-train", "96", "--limit-eval", "40", "--epochs", "3", "--crf",
+def test_resume_after_sigkill_gives_the_same_result(tmp_path: Path) -> None:
+    """With EMA on, so the shadow weights must come back from the checkpoint too."""
+    ema = "0.99"
+    args = [*SAMPLE, "--limit-train", "64", "--limit-eval", "40", "--epochs", "3", "--crf",
             "train.batch_size=8", "train.checkpoint_every_steps=3", "train.lr=3e-4", "train.patience=null",
             f"train.ema={ema}"]
     straight = tmp_path / "straight"

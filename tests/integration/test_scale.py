@@ -181,8 +181,10 @@ def test_bad_inputs_are_refused_with_file_and_line(corpus: dict, tmp_path: Path)
 
 
 def test_cli_prints_the_final_line(corpus: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    """Joins the fixture's running Ray through --address (as a user joins a cluster)."""
+    address = ray.get_runtime_context().gcs_address
     proc = bioner("tag-corpus", "--model", str(corpus["model"]), "--input", str(corpus["inputs"] / "BC2GM.txt"),
-                  "--output", str(tmp_path / "out"), "--workers", "1", "--batch-docs", "100")
+                  "--output", str(tmp_path / "out"), "--workers", "1", "--batch-docs", "100", "--address", address)
     n = len(corpus["expected"]["BC2GM"])
     assert f"tagged {n} documents" in proc.stdout and "documents/s" in proc.stdout
     bad = bioner("tag-corpus", "--model", str(corpus["model"]), "--input", str(tmp_path / "x*.jsonl"),
