@@ -39,6 +39,12 @@ def main() -> int:
     ap.add_argument("--limit-train", type=int, default=None, help="gold sentences for twin and student")
     ap.add_argument("--limit-eval", type=int, default=None, help="dev sentences for epoch selection (test: always all)")
     ap.add_argument("--limit-unlabeled", type=int, default=None)
+    ap.add_argument("--student-epochs", type=int, default=None,
+                    help="epochs over gold + pseudo-labelled text (default: the preset's); pick it, with "
+                         "--limit-unlabeled, so the LR schedule ends within the budget")
+    ap.add_argument("--twin-is-teacher", action="store_true",
+                    help="the first teacher run is the twin (it is gold-only, with the same recipe; its "
+                         "training time must fit --budget-minutes): saves training one more MiniLM")
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--temperature", type=float, default=2.0)
     ap.add_argument("--bar", type=float, default=0.005, help="student - twin strict F1 (0: no bar)")
@@ -73,11 +79,12 @@ def main() -> int:
     teachers = args.teacher or [run(f"teacher-seed{k}", [f"train.seed={k}",
                                                          f"train.max_train_seconds={args.teacher_budget_minutes * 60}"])
                                 for k in (1, 2, 3)]
-    twin = run("twin", budget)
+    twin = teachers[0] if args.twin_is_teacher else run("twin", budget)
     unlabeled = [str(resolve_dataset(name).path("train")) for name in UNLABELED]
     student_dir = args.out / "student"
     if not (student_dir / "eval_test.json").is_file():
-        cfg = build_config("cpu", overrides=base + budget, flags={"distill": {
+        epochs = [f"train.epochs={args.student_epochs}"] if args.student_epochs else []
+        cfg = build_config("cpu", overrides=base + budget + epochs, flags={"distill": {
             "teachers": [str(t) for t in teachers], "unlabeled": unlabeled, "alpha": args.alpha,
             "temperature": args.temperature, **({"limit_unlabeled": args.limit_unlabeled} if args.limit_unlabeled else {})}})
         started = time.perf_counter()
@@ -89,12 +96,14 @@ def main() -> int:
     preds = {}
     rows: list[tuple[str, str, str]] = []
     reports = {}
-    for name, folder in [*((f"teacher {k + 1}", t) for k, t in enumerate(teachers)), ("twin", twin),
-                         ("student", student_dir)]:
+    members = [*((f"teacher {k + 1}", t) for k, t in enumerate(teachers)), ("twin", twin), ("student", student_dir)]
+    for name, folder in [(n, f) for n, f in members if not (n == "twin" and args.twin_is_teacher)]:
         tagger = load_tagger(folder, backend="torch")
         report = evaluate_tagger(tagger, test, bootstrap=1000, seed=42)
         preds[name] = tagger.predict_sentences(test)
         reports[name] = report
+    if args.twin_is_teacher:
+        preds["twin"], reports["twin"] = preds["teacher 1"], reports["teacher 1"]
     if len(teachers) > 1:  # the ensemble teacher: averaged distributions, argmax per word
         from bioner.corpus.types import Sentence
         from bioner.recipes.distill import ensemble_tags
@@ -126,6 +135,8 @@ def main() -> int:
                      "equal parameters"))
         train_s = sum(json.loads(line)["train_seconds"] for line in (folder / "metrics.jsonl").read_text().splitlines()[-1:])
         rows.append((f"{name}: training seconds (loop)", f"{train_s:.0f}", f"≤ {args.budget_minutes * 60:.0f}"))
+    if args.twin_is_teacher:
+        rows.append(("twin", f"teacher 1 ({twin.name}): gold-only, same recipe", "-"))
     for name, s in seconds.items():
         rows.append((f"wall seconds this run: {name}", f"{s:.0f}", "-"))
     print_table(rows)
