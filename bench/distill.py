@@ -96,8 +96,9 @@ def main() -> int:
     preds = {}
     rows: list[tuple[str, str, str]] = []
     reports = {}
-    members = [*((f"teacher {k + 1}", t) for k, t in enumerate(teachers)), ("twin", twin), ("student", student_dir)]
-    for name, folder in [(n, f) for n, f in members if not (n == "twin" and args.twin_is_teacher)]:
+    members = [*((f"teacher {k + 1}", t) for k, t in enumerate(teachers)),
+               *([] if args.twin_is_teacher else [("twin", twin)]), ("student", student_dir)]
+    for name, folder in members:
         tagger = load_tagger(folder, backend="torch")
         report = evaluate_tagger(tagger, test, bootstrap=1000, seed=42)
         preds[name] = tagger.predict_sentences(test)

@@ -67,10 +67,9 @@ def _wait_for_mid_epoch_checkpoint(run: Path, proc: subprocess.Popen[bytes], tim
 
 def test_resume_after_sigkill_gives_the_same_result(tmp_path: Path) -> None:
     """With EMA on, so the shadow weights must come back from the checkpoint too."""
-    ema = "0.99"
     args = [*SAMPLE, "--limit-train", "64", "--limit-eval", "40", "--epochs", "3", "--crf",
             "train.batch_size=8", "train.checkpoint_every_steps=3", "train.lr=3e-4", "train.patience=null",
-            f"train.ema={ema}"]
+            "train.ema=0.99"]
     straight = tmp_path / "straight"
     bioner("train", *args, "--out", str(straight))
     killed = tmp_path / "killed"
