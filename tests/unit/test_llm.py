@@ -16,6 +16,7 @@ from bioner.encoding.prompts import parse_response
 from bioner.models.encoder import load_tokenizer
 from bioner.models.generative import GenerativeTagger
 from bioner.models.llm import build_llm_cls, build_llm_gen, prepare_llm_tokenizer
+from bioner.models.runtime import cast_linear_weights
 from tests.helpers import corpus_texts, tiny_decoder_folder
 
 LABELS = ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
@@ -78,6 +79,18 @@ def test_constrained_generation_gives_one_valid_tag_per_token_untrained(decoder:
     extra = tagger.report_extra()
     assert extra["generation"]["mismatched_tokens"] == 0
     assert extra["generated_tokens_per_input_token"] > 1
+
+
+def test_bf16_weights_cast_once_give_autocasts_tags_and_scores(decoder: Path, sample: list) -> None:  # type: ignore[type-arg]
+    tagger = gen_tagger(decoder, constrained=True)
+    tagger.precision = "bf16"
+    tokens = [s.tokens for s in sample[:6]]
+    before = tagger.predict_with_scores(tokens)
+    cast_linear_weights(tagger.model)
+    linear = [m.weight.dtype for m in tagger.model.modules() if isinstance(m, torch.nn.Linear)]
+    embedding = [m.weight.dtype for m in tagger.model.modules() if isinstance(m, torch.nn.Embedding)]
+    assert torch.bfloat16 in linear and set(embedding) == {torch.float32}  # a tied output layer stays fp32
+    assert tagger.predict_with_scores(tokens) == before
 
 
 def test_free_generation_untrained_is_parsed_and_counted(decoder: Path, sample: list) -> None:  # type: ignore[type-arg]

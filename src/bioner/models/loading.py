@@ -18,7 +18,7 @@ from bioner.models.folder import (
     read_meta,
     read_temperature,
 )
-from bioner.models.runtime import pick_device, resolve_precision, set_threads
+from bioner.models.runtime import cast_linear_weights, pick_device, resolve_precision, set_threads
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "torch", "onnx", "onnx-fp32")
@@ -53,6 +53,8 @@ def load_tagger(path: str | Path, threads: int | None = None, backend: str = "au
         gen = load_generative(folder, meta, labels.tags, trust_remote_code, allow_pickle)
         gen.model.to(target)
         gen.precision = run_precision
+        if run_precision == "bf16":
+            cast_linear_weights(gen.model)
         return gen
     from bioner.models.encoder import load_encoder
     from bioner.models.encoder_tagger import EncoderTagger
