@@ -132,6 +132,7 @@ def main() -> int:
         pred = [type(s)(s.id, s.tokens, t) for s, t in zip(test, tags)]
         report = evaluate(test, pred, bootstrap=1000)
         extra = tagger.report_extra()
+        del tagger  # a Gemma tagger (1 GB) must not sit in memory while the next run trains
         c = cost(run, min(args.cost_sentences, len(test)))
         rows.append({"part": part, "title": title, "key": key, "run": run, "report": report, "pred": pred,
                      "gold": test, "extra": extra, "cost": c,

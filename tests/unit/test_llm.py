@@ -181,3 +181,55 @@ def test_response_loss_equals_the_library_loss(decoder: Path, sample: list) -> N
     batch = task.collate(task.examples(sample[:4]))
     with torch.no_grad():
         assert response_loss(task.model, batch).item() == pytest.approx(task.model(**batch).loss.item(), rel=1e-5)
+
+
+def test_dev_scoring_runs_what_the_run_folder_will_run(decoder: Path, sample: list, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    from bioner.models import load_tagger
+    from bioner.recipes.tasks import GenerativeTask
+
+    cfg = build_config("cpu", overrides=["model.kind=llm-gen", f"model.name={decoder}"])
+    torch.manual_seed(0)
+    task = GenerativeTask(cfg, LABELS, precision="bf16")
+    with torch.no_grad():  # as if trained: adapters that change the output
+        for name, p in task.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    tokens = [s.tokens for s in sample[:6]]
+    dev = task.tagger()  # a merged copy with bf16 Linear weights
+    assert dev.model is not task.model and not hasattr(dev.model, "peft_config")
+    task.save(tmp_path)
+    assert dev.predict_with_scores(tokens) == load_tagger(tmp_path, precision="bf16").predict_with_scores(tokens)
+    # the training model keeps its adapters and fp32 weights
+    assert any("lora_" in name for name, _ in task.model.named_parameters())
+    assert all(p.dtype == torch.float32 for p in task.model.parameters())
+
+
+def test_chunked_response_loss_has_the_same_value_and_gradients(decoder: Path, sample: list,  # type: ignore[type-arg]
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from bioner.models import llm
+    from bioner.recipes.tasks import GenerativeTask
+
+    cfg = build_config("cpu", overrides=["model.kind=llm-gen", f"model.name={decoder}"])
+    torch.manual_seed(0)
+    task = GenerativeTask(cfg, LABELS)
+    task.model.eval()  # no dropout: both losses see the same network
+    with torch.no_grad():
+        for name, p in task.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    batch = task.collate(task.examples(sample[:4]))
+    trainable = [p for p in task.model.parameters() if p.requires_grad]
+
+    def loss_and_grads() -> tuple[float, list[torch.Tensor]]:
+        loss = llm.response_loss(task.model, batch)
+        grads = torch.autograd.grad(loss, trainable)
+        return loss.item(), grads
+
+    whole, whole_grads = loss_and_grads()
+    vocab = task.model.get_output_embeddings().weight.shape[0]
+    monkeypatch.setattr(llm, "LOSS_CHUNK_LOGITS", 7 * vocab)  # chunks of 7 positions, the last one shorter
+    assert int((batch["labels"][:, 1:] != -100).sum()) % 7
+    chunked, chunked_grads = loss_and_grads()
+    assert chunked == pytest.approx(whole, rel=1e-5)
+    for a, b in zip(chunked_grads, whole_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from bioner.errors import ModelError
 from bioner.models.folder import check_loadable, pretrained_kwargs
@@ -142,10 +143,16 @@ def save_llm(backbone: nn.Module, folder: Path) -> None:
         backbone = backbone.model
     if hasattr(backbone, "peft_config"):
         backbone.save_pretrained(folder / ADAPTER_DIR, safe_serialization=True)  # type: ignore[attr-defined]
-        merged = copy.deepcopy(backbone).merge_and_unload()  # type: ignore[operator]
-    else:
-        merged = backbone
-    merged.save_pretrained(folder, safe_serialization=True)  # type: ignore[attr-defined]
+    merged_copy(backbone, copy_plain=False).save_pretrained(folder, safe_serialization=True)  # type: ignore[operator]
+
+
+def merged_copy(model: nn.Module, copy_plain: bool = True) -> nn.Module:
+    """A copy of ``model`` with its LoRA adapters merged in (what the run folder holds); the
+    trained model keeps its adapters.  A model without adapters is copied too unless
+    ``copy_plain`` is false (then it is returned as it is)."""
+    if hasattr(model, "peft_config"):
+        return copy.deepcopy(model).merge_and_unload()  # type: ignore[operator]
+    return copy.deepcopy(model) if copy_plain else model
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:
@@ -197,6 +204,9 @@ def _build_decoder_classifier(name: str, labels: list[str], m: Any) -> nn.Module
     return DecoderTokenClassifier(backbone, len(labels))
 
 
+LOSS_CHUNK_LOGITS = 2**25  # logits per chunk of the generative loss (128 positions of Gemma 3's 262k rows)
+
+
 def causal_parts(model: nn.Module) -> tuple[nn.Module, nn.Module, float | None]:
     """(decoder stack, output layer, final logit soft-cap) of a causal LM, through a peft wrapper
     (LoRA layers are injected in place, so calling the parts applies the adapters)."""
@@ -224,13 +234,26 @@ def output_logits(head: nn.Module, hidden: torch.Tensor, cap: float | None, rows
 def response_loss(model: nn.Module, batch: dict[str, torch.Tensor], ignore: int = -100) -> torch.Tensor:
     """Next-token cross-entropy where a label is set, with the output layer applied at those
     positions only: the prompt is most of each sequence, and Gemma 3's output layer has 262k rows,
-    so logits for every prompt token would cost most of the step's time and memory."""
+    so logits for every prompt token would cost most of the step's time and memory.  Even so,
+    8 long responses hold thousands of labelled positions, whose logits (with the soft-cap and
+    log-softmax kept for backward) took 24 GB and an OOM kill on BC5CDR: the positions go through
+    the output layer in chunks of ~32M logits, each recomputed in backward instead of kept."""
     decoder, head, cap = causal_parts(model)
     hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     labels = batch["labels"][:, 1:]
     keep = labels != ignore
-    logits = output_logits(head, hidden[:, :-1][keep], cap)
-    return nn.functional.cross_entropy(logits, labels[keep])
+    hidden, targets = hidden[:, :-1][keep], labels[keep]
+    vocab = head.weight.shape[0]
+    chunk = max(1, LOSS_CHUNK_LOGITS // vocab)
+    if len(targets) <= chunk:
+        return nn.functional.cross_entropy(output_logits(head, hidden, cap), targets)
+
+    def chunk_loss(h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(output_logits(head, h, cap), y, reduction="sum")
+
+    total = sum(checkpoint(chunk_loss, hidden[i:i + chunk], targets[i:i + chunk], use_reentrant=False)
+                for i in range(0, len(targets), chunk))
+    return total / len(targets)  # type: ignore[operator]
 
 
 def build_llm_gen(name: str, m: Any) -> nn.Module:

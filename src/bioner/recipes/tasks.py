@@ -31,7 +31,7 @@ from bioner.models.encoder import (
 )
 from bioner.models.encoder_tagger import EncoderTagger
 from bioner.models.folder import TaggerMeta, write_tagger_files
-from bioner.models.runtime import Precision, pick_device
+from bioner.models.runtime import Precision, cast_linear_weights, pick_device
 from bioner.models.sources import resolve_model_name
 from bioner.recipes.pseudo import load_pseudo
 
@@ -158,10 +158,20 @@ class GenerativeTask:
         return response_loss(self.model, batch)  # the same loss as model(**batch).loss, logits only where labelled
 
     def tagger(self) -> Tagger:
+        """Scores dev as the run folder's model will run: on a CPU, a merged copy whose Linear
+        weights are bf16 in a bf16 run (generation makes thousands of small decoder calls, each
+        paying the adapters' extra products and autocast's re-cast of every frozen weight).  The
+        training model is untouched; a quantized one (QLoRA) or one on a GPU is used as it is."""
         from bioner.models.generative import GenerativeTagger
+        from bioner.models.llm import merged_copy
 
         m = self.config.model
-        tagger = GenerativeTagger(self.model, self.tokenizer, self.labels, m.constrained, m.generation_batch_size)
+        model = self.model
+        if next(model.parameters()).device.type == "cpu" and m.quantize is None:
+            model = merged_copy(model)
+            if self.precision == "bf16":
+                cast_linear_weights(model)
+        tagger = GenerativeTagger(model, self.tokenizer, self.labels, m.constrained, m.generation_batch_size)
         tagger.precision = self.precision
         return tagger
 
