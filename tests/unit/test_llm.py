@@ -183,6 +183,14 @@ def test_response_loss_equals_the_library_loss(decoder: Path, sample: list) -> N
         assert response_loss(task.model, batch).item() == pytest.approx(task.model(**batch).loss.item(), rel=1e-5)
 
 
+def _as_if_trained(model: torch.nn.Module) -> None:
+    """Non-zero LoRA B matrices, so the adapters change the output (they start at zero)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+
+
 def test_dev_scoring_runs_what_the_run_folder_will_run(decoder: Path, sample: list, tmp_path: Path) -> None:  # type: ignore[type-arg]
     from bioner.models import load_tagger
     from bioner.recipes.tasks import GenerativeTask
@@ -190,10 +198,7 @@ def test_dev_scoring_runs_what_the_run_folder_will_run(decoder: Path, sample: li
     cfg = build_config("cpu", overrides=["model.kind=llm-gen", f"model.name={decoder}"])
     torch.manual_seed(0)
     task = GenerativeTask(cfg, LABELS, precision="bf16")
-    with torch.no_grad():  # as if trained: adapters that change the output
-        for name, p in task.model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.05)
+    _as_if_trained(task.model)
     tokens = [s.tokens for s in sample[:6]]
     dev = task.tagger()  # a merged copy with bf16 Linear weights
     assert dev.model is not task.model and not hasattr(dev.model, "peft_config")
@@ -213,10 +218,7 @@ def test_chunked_response_loss_has_the_same_value_and_gradients(decoder: Path, s
     torch.manual_seed(0)
     task = GenerativeTask(cfg, LABELS)
     task.model.eval()  # no dropout: both losses see the same network
-    with torch.no_grad():
-        for name, p in task.model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.05)
+    _as_if_trained(task.model)
     batch = task.collate(task.examples(sample[:4]))
     trainable = [p for p in task.model.parameters() if p.requires_grad]
 

@@ -143,16 +143,16 @@ def save_llm(backbone: nn.Module, folder: Path) -> None:
         backbone = backbone.model
     if hasattr(backbone, "peft_config"):
         backbone.save_pretrained(folder / ADAPTER_DIR, safe_serialization=True)  # type: ignore[attr-defined]
-    merged_copy(backbone, copy_plain=False).save_pretrained(folder, safe_serialization=True)  # type: ignore[operator]
+        backbone = merged_copy(backbone)
+    backbone.save_pretrained(folder, safe_serialization=True)  # type: ignore[operator]
 
 
-def merged_copy(model: nn.Module, copy_plain: bool = True) -> nn.Module:
-    """A copy of ``model`` with its LoRA adapters merged in (what the run folder holds); the
-    trained model keeps its adapters.  A model without adapters is copied too unless
-    ``copy_plain`` is false (then it is returned as it is)."""
+def merged_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with its LoRA adapters merged in, as the run folder holds it (a plain
+    copy where it has none); the trained model keeps its adapters."""
     if hasattr(model, "peft_config"):
         return copy.deepcopy(model).merge_and_unload()  # type: ignore[operator]
-    return copy.deepcopy(model) if copy_plain else model
+    return copy.deepcopy(model)
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:
