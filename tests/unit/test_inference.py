@@ -141,3 +141,31 @@ def test_forward_flops_leave_embedding_lookups_out(run: Path) -> None:
     flops = tagger.forward_flops([["a", "b"]])
     attention = 4.0 * config.num_hidden_layers * config.hidden_size * sum(n * n for n in lengths)
     assert 0 < flops - attention < 2.0 * weights * sum(lengths)
+
+
+def test_one_crf_pass_over_many_batches_gives_what_a_pass_per_batch_gives(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CRF decodes and scores several model batches in one pass; rows must not notice."""
+    from bioner.models import encoder_tagger
+
+    tagger = load_tagger(tiny_run_folder(tmp_path, LABELS, crf=True, seed=5), backend="torch", precision="fp32")
+    assert isinstance(tagger, EncoderTagger)
+    tagger.max_tokens = 256  # many small model batches
+    sents = sentences(60, seed=2)
+    passes: list[int] = []
+    real_pass = EncoderTagger._crf_pass
+    monkeypatch.setattr(EncoderTagger, "_crf_pass", lambda self, pending, *a: (passes.append(len(pending)),
+                                                                                 real_pass(self, pending, *a))[1])
+    results = {}
+    for cells in (1, 10**9):
+        monkeypatch.setattr(encoder_tagger, "CRF_CELLS", cells)
+        passes.clear()
+        results[cells] = (tagger.predict_with_scores(sents), tagger.predict(sents), list(passes))
+    (tags_1, scores_1), plain_1, passes_1 = results[1]
+    (tags_all, scores_all), plain_all, passes_all = results[10**9]
+    assert set(passes_1) == {1} and len(passes_1) > 5 and passes_all == [len(passes_1) // 2] * 2
+    assert tags_all == tags_1 == plain_all == plain_1
+    assert scores_1 is not None and scores_all is not None and any(scores_1)
+    assert [s.keys() for s in scores_all] == [s.keys() for s in scores_1]
+    for a, b in zip(scores_all, scores_1):
+        assert a == pytest.approx(b, rel=1e-6, abs=1e-9)

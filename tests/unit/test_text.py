@@ -61,3 +61,19 @@ def test_sentences_cover_all_text_in_order(text: str) -> None:
     for s in sents:
         assert s.offsets is not None
         assert all(text[a:b] == t for t, (a, b) in zip(s.tokens, s.offsets))
+
+
+@pytest.mark.parametrize("found", ["raises", [(30, 12), (5, 900)], [(8, 20), (3, 9)], []])
+def test_a_splitter_failure_costs_boundaries_never_text(found: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    import blingfire
+
+    def splitter(text: str) -> tuple[str, list[tuple[int, int]]]:
+        if found == "raises":
+            raise AssertionError("as blingfire's offset mapping does on a few inputs")
+        return "", found  # type: ignore[return-value]
+
+    monkeypatch.setattr(blingfire, "text_to_sentences_and_offsets", splitter)
+    text = "Cisplatin is nephrotoxic. Rats were treated with 2.5 mg/kg. Urea rose."
+    sents = text_to_sentences(text)
+    assert [t for s in sents for t in s.tokens] == [t for t, _, _ in tokenize(text)]
+    assert all(text[a:b] == t for s in sents for t, (a, b) in zip(s.tokens, s.offsets or []))

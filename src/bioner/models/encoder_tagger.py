@@ -62,6 +62,8 @@ class WindowScores:
         return self._rows[1], self._rows[2], log_z, self._rows[3]
 
 
+CRF_CELLS = 2**16  # rows x words of word emissions the CRF decodes in one pass (see _crf_pass)
+
 TEMPERATURES = (0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0)
 
 
@@ -118,6 +120,7 @@ class EncoderTagger(Tagger):
         extra: list[WindowScores] = [WindowScores() for _ in windows]
         pad = self.tokenizer.pad_token_id  # type: ignore[attr-defined]
         crf = self.model.crf
+        pending: list[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor]] = []
         for idx in token_budget_batches([len(w) for w in windows], self.max_tokens, self.batch_size):
             batch = collate([windows[i] for i in idx], pad, with_words=crf is not None, pad_to=self.pad_to)
             if self.runner is not None:
@@ -128,28 +131,46 @@ class EncoderTagger(Tagger):
                     logits = self.model.emissions(batch["input_ids"], batch["attention_mask"],
                                                   batch.get("token_type_ids")).float()
             if crf is not None:
-                emissions = word_emissions(logits, batch["word_pos"]).float()
-                first = batch["word_first"]
-                paths = crf.decode(emissions, batch["word_mask"], first)
-                if not with_scores:
-                    for i, path in zip(idx, paths):
-                        out[i] = path
-                    continue
-                alpha, beta, log_z = crf.forward_backward(emissions, batch["word_mask"], first, self.temperature)
-                alpha, beta, emissions, log_z = alpha.cpu(), beta.cpu(), emissions.cpu(), log_z.cpu()
-                for row, (i, path) in enumerate(zip(idx, paths)):
-                    out[i] = path
-                    n = len(path)
-                    extra[i] = WindowScores(emissions[row, :n], bool(first[row]), alpha[row, :n], beta[row, :n],
-                                            float(log_z[row]), self.temperature)
-            else:
-                logits = logits.float().cpu()
-                best = logits.argmax(-1).tolist()
-                for row, i in enumerate(idx):
-                    out[i] = best[row][: len(windows[i])]
-                    if with_scores:
-                        extra[i] = WindowScores(logits[row, : len(windows[i])])
+                pending.append((idx, word_emissions(logits, batch["word_pos"]).float(), batch["word_mask"],
+                                batch["word_first"]))
+                if sum(len(p[0]) for p in pending) * max(p[1].shape[1] for p in pending) >= CRF_CELLS:
+                    self._crf_pass(pending, with_scores, out, extra)
+                    pending.clear()
+                continue
+            logits = logits.float().cpu()
+            best = logits.argmax(-1).tolist()
+            for row, i in enumerate(idx):
+                out[i] = best[row][: len(windows[i])]
+                if with_scores:
+                    extra[i] = WindowScores(logits[row, : len(windows[i])])
+        if pending:
+            self._crf_pass(pending, with_scores, out, extra)
         return out, extra
+
+    def _crf_pass(self, pending: list[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor]], with_scores: bool,
+                  out: list[list[int]], extra: list[WindowScores]) -> None:
+        """Viterbi (and forward-backward) over the word emissions of several model batches at
+        once: each CRF step is a few tiny ops whose cost is their dispatch, so one pass over many
+        rows of similar length (batches arrive longest first) is several times cheaper than one per
+        batch.  Rows are independent, so the results are the same."""
+        crf = self.model.crf
+        width = max(e.shape[1] for _, e, _, _ in pending)
+        emissions = torch.cat([torch.nn.functional.pad(e, (0, 0, 0, width - e.shape[1])) for _, e, _, _ in pending])
+        mask = torch.cat([torch.nn.functional.pad(m, (0, width - m.shape[1]), value=False) for _, _, m, _ in pending])
+        first = torch.cat([f for _, _, _, f in pending])
+        idx = [i for ix, _, _, _ in pending for i in ix]
+        paths = crf.decode(emissions, mask, first)
+        if not with_scores:
+            for i, path in zip(idx, paths):
+                out[i] = path
+            return
+        alpha, beta, log_z = crf.forward_backward(emissions, mask, first, self.temperature)
+        alpha, beta, emissions, log_z = alpha.cpu(), beta.cpu(), emissions.cpu(), log_z.cpu()
+        for row, (i, path) in enumerate(zip(idx, paths)):
+            out[i] = path
+            n = len(path)
+            extra[i] = WindowScores(emissions[row, :n], bool(first[row]), alpha[row, :n], beta[row, :n],
+                                    float(log_z[row]), self.temperature)
 
     def predict(self, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
         """Tags only: no forward-backward and no span scores on this path."""
