@@ -89,20 +89,14 @@ class CRF(nn.Module):
             score = torch.where(mask[:, k:k + 1], nxt, score)
             history.append(idx)
         score = score + self.end
-        lengths = mask.sum(1).tolist()
-        paths = []
-        for i in range(b):
-            length = int(lengths[i])
-            if length == 0:
-                paths.append([])
-                continue
-            tag = int(score[i].argmax())
-            path = [tag]
-            for k in range(length - 1, 0, -1):
-                tag = int(history[k - 1][i, tag])
-                path.append(tag)
-            paths.append(path[::-1])
-        return paths
+        # Backtrack all rows at once (one gather per step, not one tensor index per word): past a
+        # row's end its tag stays the best final tag, which then steps back from its last word.
+        tags = [score.argmax(1, keepdim=True)]
+        for k in range(t - 1, 0, -1):
+            back = history[k - 1].gather(1, tags[-1])
+            tags.append(torch.where(mask[:, k:k + 1], back, tags[-1]))
+        rows = torch.cat(tags[::-1], 1).tolist()
+        return [row[:length] for row, length in zip(rows, mask.sum(1).tolist())]
 
     @torch.no_grad()
     def forward_backward(self, emissions: torch.Tensor, mask: torch.Tensor, first: torch.Tensor | None = None,
