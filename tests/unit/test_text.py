@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bioner.corpus.text import split_sentences, text_to_sentences, tokenize
+from bioner.corpus.text import _splitter, split_sentences, text_to_sentences, tokenize
 
 # (text, expected sentences) — written for bioner, one rule each
 CASES = [
@@ -28,8 +31,19 @@ CASES = [
 ]
 
 
+@pytest.fixture(params=["blingfire", "pysbd"])
+def splitter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Either sentence splitter: pysbd is what runs where blingfire's native library does not load."""
+    if request.param == "pysbd":
+        monkeypatch.setitem(sys.modules, "blingfire", None)  # import blingfire now raises ImportError
+    _splitter.cache_clear()
+    assert (_splitter().__name__ == "<lambda>") == (request.param == "blingfire")
+    yield request.param
+    _splitter.cache_clear()
+
+
 @pytest.mark.parametrize(("text", "expected"), CASES)
-def test_splitter(text: str, expected: list[str]) -> None:
+def test_splitter(text: str, expected: list[str], splitter: str) -> None:
     got = [text[a:b] for a, b in split_sentences(text)]
     if text.startswith("BACKGROUND"):  # headers may stand alone or lead their sentence
         assert "".join(got).replace("\n", "") == "".join(expected).replace("\n", "")

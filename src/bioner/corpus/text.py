@@ -5,17 +5,23 @@ digits are tokens, every other non-space character is a token of its own, so pun
 hyphens, slashes and decimal points are split off.  ``text[start:end] == token`` for every
 token, whatever the Unicode, tabs or repeated spaces.
 
-Sentences come from blingfire (a fast rule-based splitter with abbreviation handling) plus biomedical
-rules that re-join splits it gets wrong: after ``et al.``, ``e.g.``, ``i.e.``, ``Fig.``,
+Sentences come from blingfire (a fast rule-based splitter with abbreviation handling; pysbd where
+blingfire's native library does not load) plus biomedical rules that re-join splits it gets wrong: after ``et al.``, ``e.g.``, ``i.e.``, ``Fig.``,
 ``vs.``, ``approx.``, ``ca.``, ``no.``, a genus initial before a lower-case species name (``E. coli``), and inside numbers.
 Newlines that end a line of prose are not boundaries by themselves; blank lines are.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
+from functools import lru_cache
+from itertools import accumulate
 
 from bioner.corpus.types import Sentence
+
+log = logging.getLogger(__name__)
 
 _TOKEN = re.compile(r"[^\W_]+|[^\s]", re.UNICODE)
 _NO_BREAK_AFTER = re.compile(
@@ -36,16 +42,12 @@ def count_tokens(text: str) -> int:
 
 
 def _model_spans(text: str) -> list[tuple[int, int]]:
-    """Blingfire's sentences as character spans (its C++ splitter: ~20x faster than pysbd and
-    closer to the gold sentences of six biomedical corpora, see README).  Spans out of order, out
-    of bounds or cutting a token are dropped here and the text between neighbours is covered by
-    :func:`_cover_gaps`, so a splitter failure costs a sentence boundary, never text (nor a
-    token: a boundary inside one is dropped too)."""
-    import blingfire
-
+    """The splitter's sentences as character spans.  Spans out of order, out of bounds or cutting
+    a token are dropped here and the text between neighbours is covered by :func:`_cover_gaps`,
+    so a splitter failure costs a sentence boundary, never text nor a token."""
     try:
-        found = blingfire.text_to_sentences_and_offsets(text)[1]
-    except AssertionError:  # its offset mapping asserts on a few inputs (e.g. the empty string)
+        found = _splitter()(text)
+    except AssertionError:  # blingfire's offset mapping asserts on a few inputs (e.g. the empty string)
         return [(0, len(text))]
     spans, pos = [], 0
     for a, b in found:
@@ -53,6 +55,36 @@ def _model_spans(text: str) -> list[tuple[int, int]]:
             spans.append((a, b))
             pos = b
     return spans or [(0, len(text))]
+
+
+@lru_cache(maxsize=1)
+def _splitter() -> Callable[[str], list[tuple[int, int]]]:
+    """blingfire (C++: ~10x faster than pysbd and closer to the gold sentences of six biomedical
+    corpora, see bench/sentence_split.py); pysbd where blingfire's native library does not load
+    (its wheel carries x86-64 builds only, so not on ARM)."""
+    try:
+        import blingfire
+
+        blingfire.text_to_sentences_and_offsets("A test. Another.")
+        return lambda text: blingfire.text_to_sentences_and_offsets(text)[1]
+    except (ImportError, OSError) as err:
+        log.warning("sentence splitting with pysbd, ~10x slower: blingfire does not load here (%s)", err)
+    import pysbd
+
+    # pysbd builds ~1,500 distinct regular expressions through re's module-level cache (512 kept)
+    if getattr(re, "_MAXCACHE", 4096) < 4096:
+        re._MAXCACHE = 4096  # type: ignore[attr-defined]
+    plain = pysbd.Segmenter(language="en", clean=False)
+    located = pysbd.Segmenter(language="en", clean=False, char_span=True)
+
+    def spans(text: str) -> list[tuple[int, int]]:
+        pieces = plain.segment(text)  # pieces of the text: their running lengths are the spans
+        if "".join(pieces) != text:
+            return [(seg.start, seg.end) for seg in located.segment(text)]
+        ends = list(accumulate(len(piece) for piece in pieces))
+        return list(zip([0, *ends[:-1]], ends))
+
+    return spans
 
 
 def _inside_token(text: str, i: int) -> bool:

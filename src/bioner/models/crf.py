@@ -79,7 +79,7 @@ class CRF(nn.Module):
     @torch.no_grad()
     def decode(self, emissions: torch.Tensor, mask: torch.Tensor, first: torch.Tensor | None = None) -> list[list[int]]:
         emissions = emissions.float()
-        b, t, n = emissions.shape
+        b, t = emissions.shape[:2]
         start, trans = self._scores(b, first)
         score = start + emissions[:, 0]
         history = []
