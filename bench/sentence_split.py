@@ -9,8 +9,8 @@ by ``bioner.corpus.text.split_sentences``.  A gold sentence counts as recovered 
 sentence has exactly its character span.  The corpora's own sentence splits are the reference,
 so a few disagreements are the corpora's (headings, list items).  ``--compare-pysbd`` runs the
 same rules over pysbd's sentences instead of blingfire's: bioner's fallback where blingfire's
-native library does not load, and its splitter before.  Bars: recovered ≥ 0.90 on average over the corpora, and splitting
-(with tokenizing) ≤ 0.1 ms a sentence.
+native library does not load, and its splitter before.  Bars: recovered ≥ 0.90 on average over
+the corpora, and splitting (with tokenizing) ≤ 0.1 ms a sentence.
 """
 
 from __future__ import annotations
