@@ -12,37 +12,36 @@ from bioner.encoding.subwords import IGNORE, Window
 
 def collate(windows: Sequence[Window], pad_id: int, with_words: bool = False,
             pad_to: int | None = None) -> dict[str, torch.Tensor]:
+    """Pad a batch of windows to one width.  Rows are padded as Python lists and turned into
+    tensors in one call each: filling a tensor row by row cost more than the model's own time
+    on short sentences with a fast backend."""
     width = max(max(len(w) for w in windows), pad_to or 0)
-    n = len(windows)
-    input_ids = torch.full((n, width), pad_id, dtype=torch.long)
-    attention = torch.zeros((n, width), dtype=torch.long)
-    labels = torch.full((n, width), IGNORE, dtype=torch.long)
-    for i, w in enumerate(windows):
-        input_ids[i, : len(w)] = torch.tensor(w.input_ids)
-        attention[i, : len(w)] = 1
-        labels[i, : len(w)] = torch.tensor(w.labels)
-    batch = {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+
+    def padded(rows: list[list[int]], value: int) -> torch.Tensor:
+        return torch.tensor([row + [value] * (width - len(row)) for row in rows], dtype=torch.long)
+
+    batch = {"input_ids": padded([w.input_ids for w in windows], pad_id),
+             "attention_mask": padded([[1] * len(w) for w in windows], 0),
+             "labels": padded([w.labels for w in windows], IGNORE)}
     if windows[0].shape_ids:  # casing classes, read by the model as token types
-        types = torch.zeros((n, width), dtype=torch.long)
-        for i, w in enumerate(windows):
-            types[i, : len(w)] = torch.tensor(w.shape_ids)
-        batch["token_type_ids"] = types
+        batch["token_type_ids"] = padded([w.shape_ids for w in windows], 0)
     if with_words:
         # first sub-word position and label of each owned word, for a CRF over words
         n_words = max((len(w.owned) for w in windows), default=0) or 1
-        pos = torch.full((n, n_words), -1, dtype=torch.long)
-        wl = torch.full((n, n_words), 0, dtype=torch.long)
-        for i, w in enumerate(windows):
+        positions, word_labels = [], []
+        for w in windows:
             first: dict[int, int] = {}
             for k, word in enumerate(w.word_ids):
                 if word >= 0 and word not in first:
                     first[word] = k
-            for j, word in enumerate(w.owned):
-                pos[i, j] = first[word]
-                wl[i, j] = max(w.labels[first[word]], 0)
+            pos = [first[word] for word in w.owned]
+            positions.append(pos + [-1] * (n_words - len(pos)))
+            word_labels.append([max(w.labels[k], 0) for k in pos] + [0] * (n_words - len(pos)))
+        pos_t = torch.tensor(positions, dtype=torch.long)
         # does the window start its sentence? (the CRF's no-I-at-start rule holds only there)
         first_word = torch.tensor([not w.owned or w.owned[0] == 0 for w in windows], dtype=torch.bool)
-        batch.update(word_pos=pos, word_labels=wl, word_mask=pos >= 0, word_first=first_word)
+        batch.update(word_pos=pos_t, word_labels=torch.tensor(word_labels, dtype=torch.long), word_mask=pos_t >= 0,
+                     word_first=first_word)
     return batch
 
 

@@ -135,26 +135,31 @@ class CRF(nn.Module):
         return trans.detach() / temperature, self.end.detach() / temperature
 
 
-Rows = torch.Tensor | list[list[float]]
+Rows = torch.Tensor | list[float]  # (length, labels) as a tensor, or flattened row-major into one list
 
 
-def segment_log_prob(alpha: Rows, beta: Rows, log_z: float, emissions: Rows, trans: Rows,
+def segment_log_prob(alpha: Rows, beta: Rows, log_z: float, emissions: Rows, trans: torch.Tensor | list[list[float]],
                      end: torch.Tensor | list[float], length: int, start: int, stop: int,
                      first_tag: int, inside_tag: int) -> float:
     """log P(tags[start] = first_tag, tags[start+1:stop] = inside_tag, tags[stop] != inside_tag) for
     one row of length ``length`` (``stop == length``: the segment reaches the row's end).
     Computed on Python floats: a span touches a handful of scores, where tensor indexing would
-    cost more than the arithmetic (pass ``.tolist()`` rows to score many spans of one row)."""
-    alpha, beta, emissions, trans, end = (x.tolist() if isinstance(x, torch.Tensor) else x  # type: ignore[misc]
-                                          for x in (alpha, beta, emissions, trans, end))
-    lp = alpha[start][first_tag]
+    cost more than the arithmetic.  To score many spans of one row pass its tables flattened
+    (``.flatten().tolist()``): one list of floats instead of a list per word keeps the garbage
+    collector's work down, which otherwise costs more than the scoring (a full collection over a
+    loaded process is ~0.2 s)."""
+    alpha, beta, emissions = (x.flatten().tolist() if isinstance(x, torch.Tensor) else x  # type: ignore[misc]
+                              for x in (alpha, beta, emissions))
+    trans, end = (x.tolist() if isinstance(x, torch.Tensor) else x for x in (trans, end))  # type: ignore[misc]
+    n_labels = len(end)
+    lp = alpha[start * n_labels + first_tag]
     prev = first_tag
     for k in range(start + 1, stop):  # emissions, trans and end at the temperature alpha/beta used
-        lp += trans[prev][inside_tag] + emissions[k][inside_tag]
+        lp += trans[prev][inside_tag] + emissions[k * n_labels + inside_tag]
         prev = inside_tag
     if stop < length:
-        row_t, row_e, row_b = trans[prev], emissions[stop], beta[stop]
-        options = [row_t[j] + row_e[j] + row_b[j] for j in range(len(row_t)) if j != inside_tag]
+        row_t, at = trans[prev], stop * n_labels
+        options = [row_t[j] + emissions[at + j] + beta[at + j] for j in range(n_labels) if j != inside_tag]
         top = max(options)  # scores are finite (forbidden moves score -1e4), so this is safe
         lp += top + math.log(sum(math.exp(o - top) for o in options))
     else:

@@ -39,9 +39,8 @@ class WindowScores:
     beta: torch.Tensor | None = None
     log_z: float = 0.0
     temperature: float = 1.0
-    # (temperature, alpha, beta, emissions / temperature) as Python lists, for scoring spans
-    _rows: tuple[float, list[list[float]], list[list[float]], list[list[float]]] | None = field(default=None,
-                                                                                                repr=False)
+    # (temperature, alpha, beta, emissions / temperature) as flat Python lists, for scoring spans
+    _rows: tuple[float, list[float], list[float], list[float]] | None = field(default=None, repr=False)
 
     def tables(self, crf: Any, temperature: float) -> tuple[torch.Tensor, torch.Tensor, float]:
         """alpha, beta, log Z at ``temperature`` (recomputed for this window when it differs)."""
@@ -53,12 +52,15 @@ class WindowScores:
             self.alpha, self.beta, self.log_z, self.temperature = alpha[0], beta[0], float(log_z[0]), temperature
         return self.alpha, self.beta, self.log_z  # type: ignore[return-value]
 
-    def rows(self, crf: Any, temperature: float) -> tuple[list[list[float]], list[list[float]], float, list[list[float]]]:
-        """:meth:`tables` and the tempered emissions as lists, converted once per window."""
+    def rows(self, crf: Any, temperature: float) -> tuple[list[float], list[float], float, list[float]]:
+        """:meth:`tables` and the tempered emissions as flat lists (row-major), converted once per
+        window: one list each rather than one per word, so scoring spans leaves the garbage
+        collector little to walk (see :func:`~bioner.models.crf.segment_log_prob`)."""
         alpha, beta, log_z = self.tables(crf, temperature)
         if self._rows is None or self._rows[0] != temperature:
             assert self.emissions is not None
-            self._rows = (temperature, alpha.tolist(), beta.tolist(), (self.emissions / temperature).tolist())
+            self._rows = (temperature, alpha.flatten().tolist(), beta.flatten().tolist(),
+                          (self.emissions / temperature).flatten().tolist())
         return self._rows[1], self._rows[2], log_z, self._rows[3]
 
 
