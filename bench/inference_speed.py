@@ -2,7 +2,11 @@
 """Inference speed benchmark on BC5CDR test with a MiniLM trained on BC5CDR.
 
 Bars (2 CPU cores; issue 18 raised them from 10x and 2x):
-  * bioner's torch path >= 30x the reference-style loop (batch 1, padded to 512), same predictions;
+  * bioner's torch path (fp32) >= 30x the reference-style loop (batch 1, padded to 512), same
+    predictions.  Printed beside it: the most fp32 could give on this machine, the reference loop's
+    FLOPs per sentence over what bioner's fp32 path would take at the stated peak (when that is
+    under 30x, the bar cannot be met in fp32 without cutting FLOPs), and the speed-up of the path
+    at the precision ``auto`` picks here (bf16 where the CPU has it) with its agreement;
   * its efficiency >= 0.70 of the stated fp32 peak (a measured fp32 GEMM roof is printed beside
     it, so the stated peak can be checked);
   * ONNX int8 >= 3x bioner's torch fp32 path, token agreement >= 99.5%, strict F1 within 0.5 points;
@@ -65,6 +69,7 @@ def main() -> int:
     from bioner.corpus.datasets import resolve_dataset
     from bioner.evaluate import evaluate
     from bioner.models import load_tagger
+    from bioner.models.encoder import forward_flops
     from bioner.models.encoder_tagger import EncoderTagger
     from bioner.models.onnx_backend import ONNX_INT8_FILE, export_onnx
 
@@ -100,7 +105,16 @@ def main() -> int:
     ref = torch_tagger.reference_loop()
     ref_cost = measure(ref, sample, repeats=1, latency_samples=0, warmup=4)
     ours_sample = measure(torch_tagger, sample, repeats=3, latency_samples=0)
-    ref_agree = agreement(ref.predict(sample), torch_tagger.predict(sample))
+    ref_tags = ref.predict(sample)
+    ref_agree = agreement(ref_tags, torch_tagger.predict(sample))
+    # FLOPs per sentence: the reference pads every window to 512 sub-words, bioner's path does not
+    pad = torch_tagger.inference.reference_pad_to
+    n_windows = len(torch_tagger.encoder().encode_many(sample))
+    ref_flops = forward_flops(torch_tagger.model.backbone, pad * n_windows, pad * pad * n_windows) or 0.0
+    ours_flops = torch_tagger.forward_flops(sample) or 0.0
+    ref_rate = ref_flops * ref_cost.sentences_per_s / len(sample)  # FLOP/s the reference loop reaches
+    bound = ((ref_flops / ref_cost.sentences_per_s / len(sample)) / (ours_flops / (ours_sample.peak_flops_per_s or 1))
+             if ours_flops and ours_sample.peak_flops_per_s else None)
 
     # 4. ONNX int8
     folder = args.model / "model"
@@ -121,8 +135,10 @@ def main() -> int:
         bf16_cost = measure(bf16_tagger, tokens, repeats=2, latency_samples=0)
         bf16_tags = bf16_tagger.predict(tokens)
         f1_bf16 = evaluate(gold, [type(s)(s.id, s.tokens, t) for s, t in zip(gold, bf16_tags)]).overall["strict"].f1
+        bf16_sample = measure(bf16_tagger, sample, repeats=3, latency_samples=0)
         bf16_row = (bf16_cost.sentences_per_s, agreement(torch_tags, bf16_tags), f1_bf16, bf16_cost.efficiency,
-                    bf16_cost.peak_flops_basis, bf16_cost.peak_flops_per_s)
+                    bf16_cost.peak_flops_basis, bf16_cost.peak_flops_per_s,
+                    bf16_sample.sentences_per_s / ref_cost.sentences_per_s, agreement(ref_tags, bf16_tagger.predict(sample)))
 
     speedup_ref = ours_sample.sentences_per_s / ref_cost.sentences_per_s
     speedup_onnx = onnx_cost.sentences_per_s / torch_cost.sentences_per_s
@@ -137,7 +153,12 @@ def main() -> int:
         ("bioner torch: achieved / GEMM roof",
          f"{(torch_cost.achieved_flops_per_s or 0) / roof_fp32:.3f}", ""),
         (f"reference loop: sentences/s (first {len(sample)})", f"{ref_cost.sentences_per_s:.2f}", ""),
+        ("reference loop: achieved FLOP/s (padded to 512) / stated peak",
+         f"{ref_rate / 1e9:.0f} GFLOP/s = {ref_rate / (ours_sample.peak_flops_per_s or ref_rate):.2f}", ""),
         ("bioner torch / reference loop", f"{speedup_ref:.1f}x", f">= {BAR_REFERENCE:.0f}x"),
+        ("  most fp32 can give: reference time / bioner's FLOPs at the stated peak",
+         f"{bound:.1f}x" if bound else "n/a",
+         f"FLOPs a sentence: {ref_flops / len(sample) / 1e9:.2f} G padded, {ours_flops / len(sample) / 1e9:.3f} G"),
         ("tag agreement, reference loop vs bioner", f"{ref_agree:.5f}", "same predictions (>= 0.999)"),
         ("ONNX int8: sentences/s", f"{onnx_cost.sentences_per_s:.1f}", ""),
         ("ONNX int8 / torch fp32", f"{speedup_onnx:.2f}x", f">= {BAR_INT8:.0f}x"),
@@ -148,6 +169,8 @@ def main() -> int:
     if bf16_row is not None:
         rows += [
             ("torch bf16: sentences/s (speed-up vs fp32)", f"{bf16_row[0]:.1f} ({bf16_row[0] / torch_cost.sentences_per_s:.2f}x)", ""),
+            (f"torch bf16 (what `auto` picks here) / reference loop (first {len(sample)}); tag agreement",
+             f"{bf16_row[6]:.1f}x; {bf16_row[7]:.5f}", "reported (the bar is on fp32: identical tags)"),
             ("torch bf16: efficiency (achieved / stated bf16 peak)", f"{bf16_row[3] or 0:.3f}", bf16_row[4]),
             ("bf16 GEMM roof / stated bf16 peak",
              f"{(roof_bf16 or 0) / 1e9:.0f} GFLOP/s = {(roof_bf16 or 0) / (bf16_row[5] or roof_bf16 or 1):.2f}", ""),

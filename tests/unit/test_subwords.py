@@ -162,6 +162,39 @@ def test_case_shapes_follow_each_piece_of_each_word(tiny: Path) -> None:
     assert all(not w.shape_ids for w in plain.encode_many(words))  # off: no token types at all
 
 
+def _case_shape_by_letter(piece: str) -> int:
+    """The casing rule spelled out letter by letter (what case_shape's fast paths must agree with)."""
+    cased = [c for c in piece if c.isupper() or c.islower()]
+    if not any(c.isupper() for c in cased):
+        return 0
+    if all(c.isupper() for c in cased):
+        return 2
+    return 1 if cased[0].isupper() and all(c.islower() for c in cased[1:]) else 3
+
+
+def test_case_shape_fast_paths_agree_with_the_letter_rule() -> None:
+    # title-case letters (ǅ, ᾈ) count as cased for str.islower/isupper but not letter by letter
+    pieces = ["no", "NO", "No", "nO", "CsA", "5", "-", "", "ǅ", "ǅa", "aǅ", "Aǅ", "ǅA", "ᾈ", "Ⅷ", "ⅷ", "ß", "ẞ",
+              "ΣΑ", "Σα", "ﬀ", "İ", "x2", "X2", "2x", "µg", "ＡＢ", "ａｂ", "Ǆ", "ǆ"]
+    assert [case_shape(p) for p in pieces] == [_case_shape_by_letter(p) for p in pieces]
+
+
+def test_one_batch_tokenizer_call_encodes_as_one_call_per_sentence(tiny: Path) -> None:
+    tok = load_tokenizer(str(tiny))
+    label2id = {t: i for i, t in enumerate(LABELS)}
+    sentences = [long_sentence(12, 1)[0], [], long_sentence(300, 2)[0], ["\u200b"], ["NO", "and", "CsA"], [],
+                 long_sentence(5, 3)[0]]
+    for shapes in (False, True):
+        batch = SubwordEncoder(tok, label2id, "first", max_subwords=64, stride=16, shapes=shapes)
+        single = SubwordEncoder(tok, label2id, "first", max_subwords=64, stride=16, shapes=shapes)
+        assert batch._subwords_many(sentences) == [single._subwords(w) if w else ([], [], []) for w in sentences]
+        # zero-width spaces tokenize to nothing: replaced by the unknown token and counted, in both
+        assert batch.stats.empty_words == single.stats.empty_words == sum(w.count("\u200b") for w in sentences) > 0
+        assert any(any(shape) for _, _, shape in batch._subwords_many(sentences)) == shapes
+        windows = SubwordEncoder(tok, label2id, "first", max_subwords=64, stride=16, shapes=shapes).encode_many(sentences)
+        assert sorted({w.sentence for w in windows}) == [k for k, words in enumerate(sentences) if words]
+
+
 def test_word_shape_model_starts_as_the_pretrained_one_and_learns_casing(tiny: Path, tmp_path: Path) -> None:
     from bioner.config import build_config
     from bioner.recipes.tasks import TokenTask
