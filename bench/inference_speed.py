@@ -113,7 +113,8 @@ def main() -> int:
     ref_flops = forward_flops(torch_tagger.model.backbone, pad * n_windows, pad * pad * n_windows) or 0.0
     ours_flops = torch_tagger.forward_flops(sample) or 0.0
     ref_rate = ref_flops * ref_cost.sentences_per_s / len(sample)  # FLOP/s the reference loop reaches
-    bound = ((ref_flops / ref_cost.sentences_per_s / len(sample)) / (ours_flops / (ours_sample.peak_flops_per_s or 1))
+    # seconds a sentence the reference loop takes / seconds bioner's FLOPs would take at the stated peak
+    bound = ((1 / ref_cost.sentences_per_s) / (ours_flops / len(sample) / ours_sample.peak_flops_per_s)
              if ours_flops and ours_sample.peak_flops_per_s else None)
 
     # 4. ONNX int8
