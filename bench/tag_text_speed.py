@@ -9,12 +9,14 @@ backend (bf16 too where the CPU has native bf16: AMX or AVX512-BF16) it times ``
 token lists ``tag_text`` itself splits the text into (the same sentences, already split), checks
 that every span's offsets point at its text and that both give the same tags, and prints the
 ratio of sentences/s: the median over ``--repeats`` rounds of the two timed back to back (the
-range beside it).  Bar: tag_text ≥ 0.9× predict on every backend.
+range beside it).  Bar: tag_text ≥ 0.9× predict on every backend.  The heap is settled after
+loading (:func:`bioner.models.runtime.settle_heap`), as bioner's own long-running commands do.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import time
@@ -42,7 +44,7 @@ def main() -> int:
     from bioner.corpus.datasets import resolve_dataset
     from bioner.corpus.text import text_to_sentences
     from bioner.models import load_tagger
-    from bioner.models.runtime import has_fast_bf16
+    from bioner.models.runtime import has_fast_bf16, settle_heap
 
     quiet_libraries()
     sents = [" ".join(s.tokens) for s in islice(read_conll(resolve_dataset("BC5CDR").path("test")), args.sentences)]
@@ -59,7 +61,9 @@ def main() -> int:
         rows.append(("torch bf16", "skipped: this CPU has no native bf16 (AMX or AVX512-BF16)", "-"))
     failed = False
     for backend, precision in configs:
+        gc.unfreeze()  # the tagger before this one can go
         tagger = load_tagger(args.model, backend=backend, precision=precision)
+        settle_heap()  # as `bioner predict`, `bioner serve` and the corpus workers do after loading
         tagger.tag_text(text[:2000])  # warm-up
         tagger.predict(token_lists[:20])
 

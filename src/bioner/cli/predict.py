@@ -55,6 +55,7 @@ def predict_command(
 ) -> None:
     """Write predicted tags beside tokens, or entity spans with exact offsets for documents."""
     from bioner.models import load_tagger
+    from bioner.models.runtime import settle_heap
 
     if (input is None) == (text is None):
         raise BionerError("give exactly one of --input FILE or --text 'some text'")
@@ -67,6 +68,7 @@ def predict_command(
         raise InputError(f"--input {input} does not exist")
     tagger = load_tagger(model, threads, backend, precision=precision, trust_remote_code=trust_remote_code,
                          allow_pickle=allow_pickle)
+    settle_heap()  # loaded once, then tags: keep full garbage collections off the loaded heap
     if text is not None:
         _write_documents(tagger.tag_documents([Document("text", text)], min_score=min_score), output, to_format)
         return

@@ -58,6 +58,7 @@ def serve_command(
 ) -> None:
     """Serve taggers: POST /v1/tag, POST /v1/documents, GET /v1/models, /metrics, the page at /."""
     from bioner.models import load_tagger
+    from bioner.models.runtime import settle_heap
 
     try:
         from bioner.serve.app import ServedModel, ServeSettings, create_app
@@ -81,6 +82,7 @@ def serve_command(
         tagger = load_tagger(run, threads, backend, precision=precision, trust_remote_code=trust_remote_code,
                              allow_pickle=allow_pickle)
         served.append(ServedModel(name, tagger, run))
+    settle_heap()  # models load once, then serve: keep full garbage collections off the loaded heap
     settings = ServeSettings(max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms, max_queue=max_queue,
                              max_body_bytes=max_body_bytes, max_texts=max_texts, max_chars=max_chars,
                              timeout_s=timeout_s, api_key=api_key, cors_origins=list(cors_origin or []))

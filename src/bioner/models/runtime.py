@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -102,3 +103,15 @@ def set_threads(threads: int | None) -> None:
     if threads < 1:
         raise ConfigError(f"threads must be at least 1 (got {threads})")
     torch.set_num_threads(threads)
+
+
+def settle_heap() -> None:
+    """Collect garbage once, then move every object alive now (modules, the loaded model) out of
+    the garbage collector's view (:func:`gc.freeze`).  For processes that load a model once and
+    then tag for long -- ``bioner predict``, ``bioner serve``, corpus-scale workers: a full
+    collection otherwise walks the ~400k objects that torch, transformers and ONNX Runtime leave
+    after import, ~0.2 s each time one runs, which costed ``tag_text`` ~0.2 ms a sentence on
+    average with the int8 backend (BC5CDR test).  Objects frozen here that later become
+    unreachable cycles are not collected: call it after loading, not in a loop that reloads."""
+    gc.collect()
+    gc.freeze()

@@ -163,8 +163,10 @@ class TagActor:
 
     def __init__(self) -> None:
         from bioner.models.loading import load_tagger
+        from bioner.models.runtime import settle_heap
 
         self.tagger = load_tagger(**self.settings)
+        settle_heap()  # one model per worker process, then tagging for long
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         docs = [Document(str(i), str(t)) for i, t in zip(batch["id"], batch["text"])]
