@@ -110,7 +110,7 @@ def settle_heap() -> None:
     the garbage collector's view (:func:`gc.freeze`).  For processes that load a model once and
     then tag for long -- ``bioner predict``, ``bioner serve``, corpus-scale workers: a full
     collection otherwise walks the ~400k objects that torch, transformers and ONNX Runtime leave
-    after import, ~0.2 s each time one runs, which costed ``tag_text`` ~0.2 ms a sentence on
+    after import, ~0.2 s each time one runs, which cost ``tag_text`` ~0.2 ms a sentence on
     average with the int8 backend (BC5CDR test).  Objects frozen here that later become
     unreachable cycles are not collected: call it after loading, not in a loop that reloads."""
     gc.collect()
