@@ -7,7 +7,8 @@ token, whatever the Unicode, tabs or repeated spaces.
 
 Sentences come from blingfire (a fast rule-based splitter with abbreviation handling; pysbd where
 blingfire's native library does not load) plus biomedical rules that re-join splits it gets
-wrong: after ``et al.``, ``e.g.``, ``i.e.``, ``Fig.``, ``vs.``, ``approx.``, ``ca.``, ``no.``, a genus initial before a lower-case species name (``E. coli``), and inside numbers.
+wrong: after ``et al.``, ``e.g.``, ``i.e.``, ``Fig.``, ``vs.``, ``approx.``, ``ca.``, ``no.``, a
+genus initial before a lower-case species name (``E. coli``), and inside numbers.
 Newlines that end a line of prose are not boundaries by themselves; blank lines are.
 """
 

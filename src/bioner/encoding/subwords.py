@@ -125,14 +125,19 @@ class SubwordEncoder:
         self.shapes = shapes
         self.stats = EncodeStats()
 
+    def _tokenize(self, word_lists: list[list[str]]) -> Any:
+        """One batch call to the tokenizer: pre-split words, no special tokens, offsets where
+        casing classes need them."""
+        return self.tok(word_lists, is_split_into_words=True, add_special_tokens=False,  # type: ignore[operator]
+                        return_offsets_mapping=self.shapes)
+
     def _subwords(self, words: Sequence[str], enc: Any = None, row: int = 0) -> tuple[list[int], list[int], list[int]]:
         """Sub-word ids, their word indices, and their casing classes (zeros unless ``shapes``).
         ``enc``/``row``: this sentence's row of a batch encoding already made (see :meth:`_subwords_many`)."""
         fixed = list(words)
         if enc is None:
-            enc, row = self.tok(fixed, is_split_into_words=True, add_special_tokens=False,  # type: ignore[operator]
-                                return_offsets_mapping=self.shapes), None
-        word_ids = enc.word_ids(row) if row is not None else enc.word_ids()
+            enc, row = self._tokenize([fixed]), 0
+        word_ids = enc.word_ids(row)
         present = set(word_ids)
         if len(present) < len(words):
             for i, w in enumerate(words):
@@ -141,13 +146,11 @@ class SubwordEncoder:
                     if len(self.stats.empty_word_examples) < 10:
                         self.stats.empty_word_examples.append(repr(w))
                     fixed[i] = self.tok.unk_token  # type: ignore[attr-defined]
-            enc, row = self.tok(fixed, is_split_into_words=True, add_special_tokens=False,  # type: ignore[operator]
-                                return_offsets_mapping=self.shapes), None
-            word_ids = enc.word_ids()
-        ids = list(enc["input_ids"] if row is None else enc["input_ids"][row])
+            enc, row = self._tokenize([fixed]), 0
+            word_ids = enc.word_ids(row)
+        ids = list(enc["input_ids"][row])
         if self.shapes:  # offsets are relative to each word for pre-split input
-            offsets = enc["offset_mapping"] if row is None else enc["offset_mapping"][row]
-            shapes = [case_shape(fixed[w][a:b]) for w, (a, b) in zip(word_ids, offsets)]
+            shapes = [case_shape(fixed[w][a:b]) for w, (a, b) in zip(word_ids, enc["offset_mapping"][row])]
         else:
             shapes = [0] * len(ids)
         return ids, [int(w) for w in word_ids], shapes
@@ -159,8 +162,7 @@ class SubwordEncoder:
         out: list[tuple[list[int], list[int], list[int]]] = [([], [], []) for _ in word_lists]
         if not present:
             return out
-        enc = self.tok([list(word_lists[k]) for k in present], is_split_into_words=True,  # type: ignore[operator]
-                       add_special_tokens=False, return_offsets_mapping=self.shapes)
+        enc = self._tokenize([list(word_lists[k]) for k in present])
         for row, k in enumerate(present):
             out[k] = self._subwords(word_lists[k], enc, row)
         return out
