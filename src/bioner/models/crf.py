@@ -60,18 +60,19 @@ class CRF(nn.Module):
         start, trans = self._scores(b, first)
         tags = tags.clamp(min=0)
         maskf = mask.float()
-        # score of the gold path
-        score = start.gather(1, tags[:, :1]).squeeze(1) + emissions[:, 0].gather(1, tags[:, :1]).squeeze(1)
-        for k in range(1, t):
-            step = trans[tags[:, k - 1], tags[:, k]] + emissions[:, k].gather(1, tags[:, k:k + 1]).squeeze(1)
-            score = score + step * maskf[:, k]
+        # score of the gold path, all positions at once (a loop over words cost a CPU step ~2 ms)
+        emitted = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)
+        moves = trans[tags[:, :-1], tags[:, 1:]]
+        score = start.gather(1, tags[:, :1]).squeeze(1) + emitted[:, 0] + ((moves + emitted[:, 1:]) * maskf[:, 1:]).sum(1)
         last = tags.gather(1, (mask.sum(1) - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
         score = score + self.end[last]
-        # log partition
-        alpha = start + emissions[:, 0]
+        # log partition (per-step tensors unbound once: see forward_backward)
+        steps, real = emissions.unbind(1), mask.unsqueeze(2).unbind(1)
+        trans_in = trans.unsqueeze(0)
+        alpha = start + steps[0]
         for k in range(1, t):
-            nxt = torch.logsumexp(alpha.unsqueeze(2) + trans.unsqueeze(0), dim=1) + emissions[:, k]
-            alpha = torch.where(mask[:, k:k + 1], nxt, alpha)
+            nxt = torch.logsumexp(alpha.unsqueeze(2) + trans_in, dim=1) + steps[k]
+            alpha = torch.where(real[k], nxt, alpha)
         log_z = torch.logsumexp(alpha + self.end, dim=1)
         has = mask[:, 0]
         return ((log_z - score) * has.float()).sum() / has.float().sum().clamp(min=1)

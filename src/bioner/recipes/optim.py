@@ -57,8 +57,8 @@ class WeightAverage:
     def update(self) -> None:
         self.updates += 1
         weight = 1.0 - min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for name, param in self.named.items():
-            self.shadow[name].lerp_(param.detach(), weight)
+        names = list(self.named)  # one foreach call, not a lerp per tensor (a CPU step's dispatch)
+        torch._foreach_lerp_([self.shadow[n] for n in names], [self.named[n].detach() for n in names], weight)
 
     def state(self) -> dict[str, torch.Tensor]:
         return {**self.shadow, "__updates__": torch.tensor(self.updates)}

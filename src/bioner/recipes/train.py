@@ -41,12 +41,14 @@ from bioner.files import (
     write_folder_atomically,
     write_text_atomic,
 )
+from bioner.models.dropout import use_cpu_dropout
 from bioner.models.encoder import forward_flops
 from bioner.models.runtime import (
     Precision,
     autocast,
     pick_device,
     resolve_precision,
+    reuse_freed_memory,
     set_threads,
 )
 from bioner.recipes import distributed
@@ -212,6 +214,10 @@ def setup(config: RunConfig, run_dir: Path, resume: bool,
 
     torch.manual_seed(t.seed)
     task = make_task(config, labels, precision, run_dir)
+    if device.type == "cpu":
+        sites = use_cpu_dropout(task.module)  # torch's CPU dropout sampler is serial off Intel CPUs
+        reused = reuse_freed_memory()  # each step's large gradients land on pages already mapped
+        log.debug("PCG64 dropout in %d places; freed memory reused: %s", sites, reused)
     examples = task.examples(train_s)
     steps_per_epoch = math.ceil(math.ceil(len(examples) / t.batch_size) / world.size)
     total_steps = steps_per_epoch * t.epochs
