@@ -50,7 +50,13 @@ def test_masks_follow_torchs_seed_and_eval_is_the_identity() -> None:
     grad = torch.ones_like(x, requires_grad=True)
     torch.manual_seed(3)
     cpu_dropout(grad, 0.2).sum().backward()
-    assert torch.equal(grad.grad, (first != 0).float() / (1 - round(0.2 * 65536) / 65536))
+    scale = 1 / (1 - round(0.2 * 65536) / 65536)
+    assert torch.equal(grad.grad, (first != 0).float() * scale)
+    # bf16 values are scaled by the exact factor, then rounded (not by a bf16-rounded factor)
+    torch.manual_seed(3)
+    half = cpu_dropout(x.bfloat16(), 0.2)
+    kept = half != 0
+    assert torch.equal(half[kept], (x.bfloat16()[kept].float() * scale).bfloat16())
 
 
 def test_attention_without_dropout_is_sdpa_and_with_a_mask_of_ones_is_the_same_product() -> None:
@@ -71,6 +77,16 @@ def test_attention_without_dropout_is_sdpa_and_with_a_mask_of_ones_is_the_same_p
     assert torch.allclose(written, expected, atol=1e-5)
     additive = torch.zeros(2, 1, 7, 7).masked_fill(~mask, torch.finfo(torch.float32).min)
     assert torch.allclose(_attention(module, q, k, v, additive, dropout=1e-9)[0], expected, atol=1e-5)
+    # bf16 under autocast: computed in fp32 as SDPA's math path does, so only the output is rounded
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    qb, kb, vb = (3 * t.bfloat16() for t in (q, k, v))
+    with sdpa_kernel(SDPBackend.MATH):
+        math = torch.nn.functional.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        written, _ = _attention(module, qb, kb, vb, mask, dropout=1e-9)
+    assert written.dtype == torch.bfloat16
+    assert (written.float() - math.transpose(1, 2).float()).abs().max() <= 0.02
 
 
 def test_a_bert_trains_with_it_and_its_saved_config_names_no_attention(tmp_path: Path) -> None:
@@ -119,3 +135,15 @@ def test_freed_memory_is_reused_without_page_faults() -> None:
         torch.zeros(n)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     assert faults < n * 4 // 4096 // 4  # an unmapped block would fault every 4 KB page each time
+
+
+def test_a_decoder_keeps_sdpa_and_gets_the_dropout_modules(tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from tests.helpers import tiny_decoder_folder
+
+    folder = tiny_decoder_folder(tmp_path / "llama", "llama", ["a small text", "another one"])
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    plain = sum(type(m) is torch.nn.Dropout for m in model.modules())
+    assert use_cpu_dropout(model) == plain
+    assert model.config._attn_implementation == "sdpa"

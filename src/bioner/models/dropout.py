@@ -40,9 +40,9 @@ def cpu_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tenso
         return x
     if x.device.type != "cpu" or p >= 1.0:
         return nn.functional.dropout(x, p, training)
-    cut = round(p * _LEVELS)
-    scaled = keep_mask(x.shape, p).to(x.dtype).mul_(_LEVELS / (_LEVELS - cut))
-    return x * scaled
+    # as torch's own: zero the dropped values, then scale by a float (a bf16 mask of 1/(1-p) would
+    # round the scale itself: 1.109375 for p = 0.1)
+    return x.mul(keep_mask(x.shape, p)).mul_(_LEVELS / (_LEVELS - round(p * _LEVELS)))
 
 
 class CpuDropout(nn.Dropout):
@@ -57,8 +57,9 @@ def _attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value:
                **kwargs: Any) -> tuple[torch.Tensor, None]:
     """Bidirectional attention with PCG64 dropout on the probabilities; SDPA itself otherwise.
 
-    With dropout, SDPA on CPU runs its math path (two batched products and a softmax) anyway, so
-    writing that path out here costs nothing but the mask.
+    With dropout, SDPA on CPU runs its math path anyway: two batched products and a softmax, in
+    fp32 whatever the inputs' precision (bf16 scores were off by up to 0.36 after the softmax
+    product on unit-scale inputs); this is that path, autocast off, with the PCG64 mask.
     """
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
@@ -68,15 +69,15 @@ def _attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, **kwargs)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    scores = torch.matmul(query, key.transpose(2, 3)) * scale
-    if attention_mask is not None:
-        if attention_mask.dtype == torch.bool:
-            scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-        else:
-            scores = scores + attention_mask
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
-    out = torch.matmul(cpu_dropout(probs, dropout), value)
-    return out.transpose(1, 2).contiguous(), None
+    with torch.autocast(query.device.type, enabled=False):
+        scores = torch.matmul(query.float(), key.float().transpose(2, 3)).mul_(scale)
+        if attention_mask is not None:
+            if attention_mask.dtype == torch.bool:
+                scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+            else:
+                scores = scores + attention_mask.float()
+        out = torch.matmul(cpu_dropout(torch.softmax(scores, dim=-1), dropout), value.float())
+    return out.to(query.dtype).transpose(1, 2).contiguous(), None
 
 
 def _register() -> None:
@@ -94,7 +95,8 @@ def _register() -> None:
 
 def use_cpu_dropout(model: nn.Module) -> int:
     """Swap ``model``'s dropout for the PCG64 one (for training on CPU); the number of modules
-    changed.  Attention dropout moves too where a sub-model is an SDPA encoder."""
+    changed.  Attention dropout moves too where a sub-model is an SDPA encoder (no causal
+    attention: decoders keep SDPA, whose causal shortcuts key on its name)."""
     changed = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
@@ -103,7 +105,7 @@ def use_cpu_dropout(model: nn.Module) -> int:
                 changed += 1
         config = getattr(parent, "config", None)
         if (getattr(config, "_attn_implementation", None) == "sdpa" and hasattr(parent, "set_attn_implementation")
-                and not getattr(config, "is_decoder", False)):
+                and not any(getattr(m, "is_causal", False) is True for m in parent.modules())):
             _register()
             parent.set_attn_implementation(ATTENTION)
             changed += 1
