@@ -117,26 +117,6 @@ def test_a_bert_trains_with_it_and_its_saved_config_names_no_attention(tmp_path:
     assert ATTENTION not in json.dumps(json.loads((tmp_path / "saved" / "config.json").read_text()))
 
 
-def test_freed_memory_is_reused_without_page_faults() -> None:
-    """After ``reuse_freed_memory`` a large freed block comes back already mapped (glibc)."""
-    import platform
-    import resource
-
-    from bioner.models.runtime import reuse_freed_memory
-
-    if platform.libc_ver()[0] != "glibc":
-        assert reuse_freed_memory() is False
-        return
-    assert reuse_freed_memory() is True
-    n = 48 * 2**20 // 4  # 48 MB: over glibc's largest default mmap threshold (32 MB)
-    torch.zeros(n)  # allocated, touched and freed once
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(3):
-        torch.zeros(n)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    assert faults < n * 4 // 4096 // 4  # an unmapped block would fault every 4 KB page each time
-
-
 def test_a_decoder_keeps_sdpa_and_gets_the_dropout_modules(tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM
 

@@ -116,24 +116,3 @@ def settle_heap() -> None:
     gc.collect()
     gc.freeze()
 
-
-def reuse_freed_memory() -> bool:
-    """Keep large freed blocks in the process heap (glibc only; True when set).
-
-    glibc serves blocks over 32 MB with ``mmap`` and unmaps them on free, so a CPU training step
-    that frees and reallocates a gradient pays a page fault per 4 KB on first touch: MiniLM's
-    47 MB word-embedding gradient took 13.4 ms a step to zero where a reused block takes 0.8 ms
-    (17.4k → 5.1k minor faults a step).  Raising the mmap and trim thresholds lets freed memory
-    be reused, the effect jemalloc/tcmalloc give when preloaded; the heap then stays at its peak.
-    """
-    import ctypes
-    import platform
-
-    if platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt's parameter numbers (malloc.h)
-    return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 1 << 31))

@@ -48,7 +48,6 @@ from bioner.models.runtime import (
     autocast,
     pick_device,
     resolve_precision,
-    reuse_freed_memory,
     set_threads,
 )
 from bioner.recipes import distributed
@@ -214,10 +213,8 @@ def setup(config: RunConfig, run_dir: Path, resume: bool,
 
     torch.manual_seed(t.seed)
     task = make_task(config, labels, precision, run_dir)
-    if device.type == "cpu":
-        sites = use_cpu_dropout(task.module)  # torch's CPU dropout sampler is serial off Intel CPUs
-        reused = reuse_freed_memory()  # each step's large gradients land on pages already mapped
-        log.debug("PCG64 dropout in %d places; freed memory reused: %s", sites, reused)
+    if device.type == "cpu":  # torch's CPU dropout sampler is serial mt19937: see bioner.models.dropout
+        log.debug("PCG64 dropout in %d places", use_cpu_dropout(task.module))
     examples = task.examples(train_s)
     steps_per_epoch = math.ceil(math.ceil(len(examples) / t.batch_size) / world.size)
     total_steps = steps_per_epoch * t.epochs
