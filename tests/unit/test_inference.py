@@ -50,9 +50,6 @@ def test_onnx_export_fp32_and_int8(run: Path) -> None:
     assert {"Attention", "BiasGelu"} <= ops and "SkipLayerNormalization" not in ops, ops  # ORT's fusions
     int8_nodes = onnx.load(str(run / "model" / "model.int8.onnx")).graph.node
     assert [n.op_type for n in int8_nodes if n.op_type in ("MatMul", "Gemm")] == ["MatMul"]  # classifier kept fp32
-    int8_ops = {n.op_type for n in int8_nodes}
-    assert "FastGelu" in int8_ops and "BiasGelu" not in int8_ops and "FastGelu" not in ops  # tanh GELU in int8 only
-    assert not [p.name for p in (run / "model").iterdir() if p.name.endswith(".tmp")]  # no temporary graph left
     sents = sentences(30, seed=1)
     torch_tags = load_tagger(run, backend="torch", precision="fp32").predict(sents)  # ONNX runs fp32
     fp32 = load_tagger(run, backend="onnx-fp32")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import warnings
 from pathlib import Path
 
@@ -39,10 +38,10 @@ def export_onnx(backbone: nn.Module, folder: Path, int8: bool = False, opset: in
     """Write ``model.onnx`` (and ``model.int8.onnx`` with ``int8``) into a model folder.
 
     The graph is traced with eager attention so ONNX Runtime's transformer optimizer can fuse
-    it (embeddings + LayerNorm, attention, bias + GELU; GELU in its tanh form in the int8 graph);
-    int8 weights are quantized per output channel and the classifier stays fp32, which keeps the
-    int8 tags within half a percent of the fp32 ones where per-tensor scales were not.
-    ``token_types``: the graph also reads ``token_type_ids`` (models trained with ``model.word_shape``).
+    it (embeddings + LayerNorm, attention, bias + GELU); int8 weights are
+    quantized per output channel and the classifier stays fp32, which keeps the int8 tags within
+    half a percent of the fp32 ones where per-tensor scales were not.  ``token_types``: the graph
+    also reads ``token_type_ids`` (models trained with ``model.word_shape``).
     """
     try:
         import onnx  # noqa: F401
@@ -50,22 +49,17 @@ def export_onnx(backbone: nn.Module, folder: Path, int8: bool = False, opset: in
     except ImportError as exc:
         raise ModelError("ONNX export needs the extras: pip install 'bioner[onnx]'") from exc
     target = folder / ONNX_FILE
+    tmp = folder / (ONNX_FILE + ".tmp")
+    _trace(backbone, tmp, opset, token_types)
+    _optimize(tmp, backbone)
+    os.replace(tmp, target)
+    if not int8:
+        return target
     out = folder / ONNX_INT8_FILE
-    raw, tmp, tmp8 = (folder / (ONNX_FILE + ".trace.tmp"), folder / (ONNX_FILE + ".tmp"),
-                      folder / (ONNX_INT8_FILE + ".tmp"))
-    try:
-        _trace(backbone, raw, opset, token_types)
-        _optimize(raw, tmp, backbone)
-        os.replace(tmp, target)
-        if not int8:
-            return target
-        _optimize(raw, tmp, backbone, approximate_gelu=True)
-        _quantize(tmp, tmp8)
-        os.replace(tmp8, out)
-        return out
-    finally:
-        for leftover in (raw, tmp, tmp8):
-            leftover.unlink(missing_ok=True)
+    tmp8 = folder / (ONNX_INT8_FILE + ".tmp")
+    _quantize(target, tmp8)
+    os.replace(tmp8, out)
+    return out
 
 
 def _trace(backbone: nn.Module, path: Path, opset: int, token_types: bool) -> None:
@@ -103,31 +97,26 @@ def _trace(backbone: nn.Module, path: Path, opset: int, token_types: bool) -> No
             backbone.set_attn_implementation(before)  # type: ignore[operator]
 
 
-def _optimize(source: Path, target: Path, backbone: nn.Module, approximate_gelu: bool = False) -> None:
-    """Fuse transformer blocks with ONNX Runtime's optimizer where it knows the architecture
-    (else copy).  ``approximate_gelu``: GELU's tanh form (FastGelu), for the int8 graph: its kernel
-    took 394 ms where the exact BiasGelu took 526 (BC5CDR test, 2,000 sentences), a difference far
-    inside int8's own rounding (token agreement with torch fp32 0.99688 vs 0.99670)."""
+def _optimize(path: Path, backbone: nn.Module) -> None:
+    """Fuse transformer blocks with ONNX Runtime's optimizer where it knows the architecture."""
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import MODEL_TYPES, optimize_model
 
     config = backbone.config  # type: ignore[attr-defined]
     kind = getattr(config, "model_type", "")
     if kind not in MODEL_TYPES:
-        shutil.copyfile(source, target)
         return
     options = FusionOptions(kind)
     # residual + LayerNorm stay two ops: ORT's fused SkipLayerNormalization kernel took 28% of
     # the int8 time on BC5CDR test (2 cores), Add + LayerNormalization take 8%
     options.enable_skip_layer_norm = options.enable_bias_skip_layer_norm = False
-    options.enable_gelu_approximation = approximate_gelu
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = optimize_model(str(source), model_type=kind, num_heads=getattr(config, "num_attention_heads", 0),
+        model = optimize_model(str(path), model_type=kind, num_heads=getattr(config, "num_attention_heads", 0),
                                hidden_size=getattr(config, "hidden_size", 0), opt_level=1,
                                optimization_options=options)
     log.info("ONNX fusions: %s", {k: v for k, v in model.get_fused_operator_statistics().items() if v})
-    model.save_model_to_file(str(target))
+    model.save_model_to_file(str(path))
 
 
 def _quantize(source: Path, target: Path) -> None:

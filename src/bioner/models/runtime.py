@@ -115,4 +115,3 @@ def settle_heap() -> None:
     unreachable cycles are not collected: call it after loading, not in a loop that reloads."""
     gc.collect()
     gc.freeze()
-
