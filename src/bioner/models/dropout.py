@@ -93,9 +93,10 @@ def _register() -> None:
 
 
 def use_cpu_dropout(model: nn.Module) -> int:
-    """Swap ``model``'s dropout for the PCG64 one (for training on CPU); the number of dropout
-    modules and attention implementations swapped.  Attention dropout moves too where a sub-model is an SDPA encoder (no causal
-    attention: decoders keep SDPA, whose causal shortcuts key on its name)."""
+    """Swap ``model``'s dropout for the PCG64 one (for training on CPU); returns how many dropout
+    modules and attention implementations were swapped.  Attention dropout moves too where a
+    sub-model is an SDPA encoder (no causal attention: decoders keep SDPA, whose causal
+    shortcuts key on its name)."""
     changed = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
@@ -109,4 +110,3 @@ def use_cpu_dropout(model: nn.Module) -> int:
             parent.set_attn_implementation(ATTENTION)
             changed += 1
     return changed
-

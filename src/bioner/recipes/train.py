@@ -214,7 +214,8 @@ def setup(config: RunConfig, run_dir: Path, resume: bool,
     torch.manual_seed(t.seed)
     task = make_task(config, labels, precision, run_dir)
     if device.type == "cpu":  # torch's CPU dropout sampler is serial mt19937: see bioner.models.dropout
-        log.debug("PCG64 dropout in %d places", use_cpu_dropout(task.module))
+        sites = use_cpu_dropout(task.module)
+        log.debug("PCG64 dropout in %d places", sites)
     examples = task.examples(train_s)
     steps_per_epoch = math.ceil(math.ceil(len(examples) / t.batch_size) / world.size)
     total_steps = steps_per_epoch * t.epochs
