@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import platform
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +16,7 @@ from bioner.config import build_config
 from bioner.errors import ModelError, TrainingError
 from bioner.files import RunLock
 from bioner.recipes import tasks
+from bioner.recipes import train as train_module
 from bioner.recipes.train import SELECT_LAST, train
 from tests.helpers import tiny_bert_folder
 
@@ -103,3 +108,65 @@ def test_a_time_budget_spent_inside_an_epoch_stops_there(base: Path, tmp_path: P
     assert len(epochs) == 1 and epochs[0]["steps"] == 1
     assert epochs[0]["stopped"] == "time budget reached after 1 of 6 steps"
     assert result.epochs_run == 1 and result.best_epoch == 1 and (tmp_path / "run" / "model").is_dir()
+
+
+def _page_faults_for_a_large_block() -> int:
+    import resource
+
+    import torch
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    block = torch.ones(12_000_000)  # 48 MB, over glibc's largest mmap threshold (32 MB)
+    del block
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def _huge_pages_always() -> bool:
+    path = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    return path.exists() and "[always]" in path.read_text()
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+                    reason="keep_freed_memory tunes glibc's allocator only")
+@pytest.mark.skipif(_huge_pages_always(), reason="with transparent huge pages always on, a fresh "
+                    "48 MB block faults in a few dozen huge pages: nothing to tell apart")
+def test_keep_freed_memory_reuses_a_freed_large_block_and_then_restores_the_defaults() -> None:
+    import torch
+
+    from bioner.models.runtime import keep_freed_memory
+
+    pages = 12_000_000 * 4 // 4096
+    assert _page_faults_for_a_large_block() > pages // 2  # mapped afresh, faulted in page by page
+    with keep_freed_memory(torch.device("cpu")):
+        faults = [_page_faults_for_a_large_block() for _ in range(8)]
+    # the heap grows for the first one or two (whatever else the process allocates in between
+    # may take the freed block's place); then the block is found again, already mapped
+    assert sum(faults[-4:]) < pages // 10, faults
+    assert _page_faults_for_a_large_block() > pages // 2  # glibc's defaults are back
+
+
+def test_the_epochs_run_inside_keep_freed_memory(base: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    inside: list[bool] = []
+    devices: list[str] = []
+    active = [False]
+
+    @contextlib.contextmanager
+    def recording(device: Any) -> Iterator[None]:
+        devices.append(device.type)
+        active[0] = True
+        try:
+            yield
+        finally:
+            active[0] = False
+
+    run_epoch = train_module.run_epoch
+
+    def watched(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        inside.append(active[0])
+        return run_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "keep_freed_memory", recording)
+    monkeypatch.setattr(train_module, "run_epoch", watched)
+    train(_config(base, "train.epochs=2"), tmp_path / "run")
+    assert devices == ["cpu"] and inside == [True, True]

@@ -2,10 +2,11 @@
 
 torch draws CPU dropout masks one element at a time from its mt19937 generator, ~100M elements
 a second on the 2-core AMD EPYC this was measured on: 39% of MiniLM's training forward pass and
-~17% of a BC5CDR training step.  NumPy's PCG64 fills 16-bit words ~4.5x as fast.  Each mask's
-PCG64 seed is drawn from torch's generator, so ``torch.manual_seed`` still fixes a run and a
-checkpoint's RNG state still resumes it.  A mask drops with probability ``round(p · 65536) /
-65536`` (0.1 → 0.100006) and kept values are scaled by the exact inverse of what is kept (torch's
+~17% of a BC5CDR training step.  NumPy's PCG64, its raw 64-bit output cut into 16-bit words,
+makes a mask ~9x as fast (307k elements: 0.24 ms against 2.2 ms).  Each mask's PCG64 seed is
+drawn from torch's generator, so ``torch.manual_seed`` still fixes a run and a checkpoint's RNG
+state still resumes it.  A mask drops with probability ``round(p · 65536) / 65536`` (0.1 →
+0.100006) and kept values are scaled by the exact inverse of what is kept (torch's
 own rounds that factor to the input's precision: 1.109375 for p = 0.1 in bf16).
 
 ``use_cpu_dropout`` swaps a model's ``nn.Dropout`` modules and, for encoders with SDPA
@@ -30,7 +31,9 @@ ATTENTION = "bioner_cpu_sdpa"
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
     """A bool tensor of ``shape``: True (kept) with probability ``1 - round(p · 65536) / 65536``."""
     seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
-    words = np.random.Generator(np.random.PCG64(seed)).integers(0, _LEVELS, size=math.prod(shape), dtype=np.uint16)
+    n = math.prod(shape)
+    # PCG64's raw 64-bit outputs cut into four 16-bit words: 2.5x as fast as Generator.integers
+    words = np.random.PCG64(seed).random_raw(-(-n // 4)).view(np.uint16)[:n]
     return torch.from_numpy(words >= round(p * _LEVELS)).view(shape)
 
 
@@ -40,8 +43,9 @@ def cpu_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tenso
         return x
     if x.device.type != "cpu" or p >= 1.0:
         return nn.functional.dropout(x, p, training)
-    # zero the dropped values, then scale by a Python float: the factor is not rounded to bf16
-    return x.mul(keep_mask(x.shape, p)).mul_(_LEVELS / (_LEVELS - round(p * _LEVELS)))
+    # zero the dropped values (a select: multiplying by the mask would first copy it into x's
+    # dtype), then scale by a Python float: the factor is not rounded to bf16
+    return torch.where(keep_mask(x.shape, p), x, 0).mul_(_LEVELS / (_LEVELS - round(p * _LEVELS)))
 
 
 class CpuDropout(nn.Dropout):

@@ -11,8 +11,10 @@ steps) and fp32 elsewhere -- CPUs with plain AVX-512 only emulate bf16 and run i
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import gc
+import platform
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -115,3 +117,51 @@ def settle_heap() -> None:
     unreachable cycles are not collected: call it after loading, not in a loop that reloads."""
     gc.collect()
     gc.freeze()
+
+
+# glibc's mallopt parameters and their defaults (malloc.h)
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
+_DEFAULT_TRIM_THRESHOLD, _DEFAULT_TOP_PAD, _DEFAULT_MMAP_MAX = 128 * 1024, 128 * 1024, 65536
+
+
+@contextlib.contextmanager
+def keep_freed_memory(device: torch.device) -> Iterator[None]:
+    """While training on a CPU, keep freed memory in the process instead of handing it back to
+    the kernel (glibc only; elsewhere, and on GPUs, nothing changes).
+
+    glibc serves blocks over 32 MB with a fresh ``mmap`` and unmaps them when freed, so a block
+    that every step allocates and frees -- MiniLM's dense word-embedding gradient is 47 MB -- is
+    faulted in again page by page each step (the embedding backward alone: 14 ms fresh, 4 ms
+    reused, on the 2-core AMD EPYC this was measured on).  Here nothing is mmapped, the heap is
+    not trimmed below 1 GB, and it grows with 64 MB to spare, so what a step allocates in between
+    does not push the freed block off the top.  MiniLM on BC5CDR, each batch's step timed with
+    and without (60 pairs): 12.1k -> 0.7k page faults a step, steps 15 ms (5%) shorter.  It is
+    what jemalloc or tcmalloc, which PyTorch's CPU tuning guide suggests, would do, without
+    preloading either.  The process keeps its peak heap until the block ends; then glibc's
+    values are back (its sliding mmap threshold stays where it was) and the free heap is returned."""
+    libc = _glibc() if device.type == "cpu" else None
+    if libc is None:
+        yield
+        return
+    libc.mallopt(_M_MMAP_MAX, 0)
+    libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+    libc.mallopt(_M_TOP_PAD, 64 << 20)
+    try:
+        yield
+    finally:
+        libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+        libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+        libc.mallopt(_M_TOP_PAD, _DEFAULT_TOP_PAD)
+        libc.malloc_trim(0)
+
+
+def _glibc() -> ctypes.CDLL | None:
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    except (OSError, AttributeError):
+        return None
+    return libc
