@@ -59,6 +59,20 @@ def test_masks_follow_torchs_seed_and_eval_is_the_identity() -> None:
     assert torch.equal(half[kept], (x.bfloat16()[kept].float() * scale).bfloat16())
 
 
+@pytest.mark.parametrize("shape", [(1,), (3, 5), (16, 12, 37, 37)])
+def test_masks_are_the_words_earlier_versions_drew(shape: tuple[int, ...]) -> None:
+    """Masks come from PCG64's raw output now, Generator.integers before: the same words, so a
+    run from an earlier version reproduces (any length, including ones not a multiple of 4)."""
+    import numpy as np
+
+    torch.manual_seed(11)
+    mask = keep_mask(shape, 0.1)
+    torch.manual_seed(11)
+    seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
+    words = np.random.Generator(np.random.PCG64(seed)).integers(0, 65536, size=math.prod(shape), dtype=np.uint16)
+    assert torch.equal(mask, torch.from_numpy(words >= round(0.1 * 65536)).view(shape))
+
+
 def test_attention_without_dropout_is_sdpa_and_with_a_mask_of_ones_is_the_same_product() -> None:
     """The written-out path (used when dropout is asked for) computes what SDPA computes."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward

@@ -32,7 +32,8 @@ def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
     """A bool tensor of ``shape``: True (kept) with probability ``1 - round(p · 65536) / 65536``."""
     seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
     n = math.prod(shape)
-    # PCG64's raw 64-bit outputs cut into four 16-bit words: 2.5x as fast as Generator.integers
+    # PCG64's raw 64-bit outputs cut into four 16-bit words: the words Generator.integers(0,
+    # 65536, uint16) drew before (so earlier runs reproduce), 2.5x as fast
     words = np.random.PCG64(seed).random_raw(-(-n // 4)).view(np.uint16)[:n]
     return torch.from_numpy(words >= round(p * _LEVELS)).view(shape)
 
