@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import platform
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from bioner.config import build_config
 from bioner.errors import ModelError, TrainingError
 from bioner.files import RunLock
+from bioner.models.runtime import _glibc
 from bioner.recipes import tasks
 from bioner.recipes import train as train_module
 from bioner.recipes.train import SELECT_LAST, train
@@ -126,8 +126,7 @@ def _huge_pages_always() -> bool:
     return path.exists() and "[always]" in path.read_text()
 
 
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-                    reason="keep_freed_memory tunes glibc's allocator only")
+@pytest.mark.skipif(_glibc() is None, reason="keep_freed_memory tunes glibc's allocator only")
 @pytest.mark.skipif(_huge_pages_always(), reason="with transparent huge pages always on, a fresh "
                     "48 MB block faults in a few dozen huge pages: nothing to tell apart")
 def test_keep_freed_memory_reuses_a_freed_large_block_and_then_restores_the_defaults() -> None:

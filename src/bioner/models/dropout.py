@@ -6,8 +6,8 @@ a second on the 2-core AMD EPYC this was measured on: 39% of MiniLM's training f
 makes a mask ~9x as fast (307k elements: 0.24 ms against 2.2 ms).  Each mask's PCG64 seed is
 drawn from torch's generator, so ``torch.manual_seed`` still fixes a run and a checkpoint's RNG
 state still resumes it.  A mask drops with probability ``round(p · 65536) / 65536`` (0.1 →
-0.100006) and kept values are scaled by the exact inverse of what is kept (torch's
-own rounds that factor to the input's precision: 1.109375 for p = 0.1 in bf16).
+0.100006) and kept values are scaled by the exact inverse of what is kept (torch's own rounds
+that factor to the input's precision: 1.109375 for p = 0.1 in bf16).
 
 ``use_cpu_dropout`` swaps a model's ``nn.Dropout`` modules and, for encoders with SDPA
 attention, the attention-probability dropout (a registered attention function that is SDPA
